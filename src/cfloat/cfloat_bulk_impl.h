@@ -1,0 +1,446 @@
+/* cfloat_bulk_impl.h - the bulk conversion kernels, written once for the
+ * auto-vectoriser and compiled per instruction set.
+ *
+ * Included by cfloat_bulk_generic.c, cfloat_bulk_avx2.c and
+ * cfloat_bulk_avx512.c, each built with its own -m flags and defining
+ * DJ_ISA_SUFFIX. The per-element functions are straight-line 32-bit lane
+ * arithmetic (selects, variable shifts, compares) so that the compiler maps
+ * one element to one vector lane.
+ *
+ * Encoding works on float32 bit patterns: rounding to M mantissa bits is an
+ * integer add on the bits (the carry moves into the exponent by itself), the
+ * exponent is re-biased by a subtraction, denormals are a variable shift of
+ * the significand. Lanes this does not cover exactly are "hard" and are redone
+ * by the scalar reference after the vector loop: float32 subnormal inputs, and
+ * in stochastic mode the Tesla gap and results more than 32 bits below the
+ * input's precision. They are rare in real data. The results are
+ * bit-identical to dj_cf_encode(), which the tests check. */
+#include "cfloat/cfloat_internal.h"
+#include "dojo/rng.h"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#define DJ_CAT2(a, b) a##_##b
+#define DJ_CAT(a, b) DJ_CAT2(a, b)
+#define DJ_FN(name) DJ_CAT(name, DJ_ISA_SUFFIX)
+
+#define DJ_BLOCK 256
+
+#define FL_I ((uint32_t)DJ_FLAG_INVALID)
+#define FL_D ((uint32_t)DJ_FLAG_DENORMAL)
+#define FL_O ((uint32_t)DJ_FLAG_OVERFLOW)
+#define FL_U ((uint32_t)DJ_FLAG_UNDERFLOW)
+
+/* Lanes per vector: the kernels use GCC/Clang vector extensions, so the
+ * same source becomes SSE2, AVX2 or AVX-512 code by the file's -m flags. */
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX2__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef uint32_t vu __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+typedef uint16_t vu16 __attribute__((vector_size(VL * 2)));
+typedef uint8_t vu8 __attribute__((vector_size(VL)));
+
+/* A lane mask (all ones / all zeros) from a vector comparison. */
+#define MASK(cmp) ((vu)(cmp))
+
+/* Nonzero if every lane of mask m is set. */
+static inline int all_lanes(vu m)
+{
+#if defined(__AVX512F__)
+    __m512i v;
+    memcpy(&v, &m, sizeof v);
+    return _mm512_movepi32_mask(v) == 0xffff;
+#elif defined(__AVX2__)
+    __m256i v;
+    memcpy(&v, &m, sizeof v);
+    return _mm256_movemask_epi8(v) == -1;
+#elif defined(__SSE2__)
+    __m128i v;
+    memcpy(&v, &m, sizeof v);
+    return _mm_movemask_epi8(v) == 0xffff;
+#else
+    uint32_t all = ~0u;
+    for (int l = 0; l < VL; l++)
+        all &= m[l];
+    return all == ~0u;
+#endif
+}
+
+static inline vu vsel(vu m, vu a, vu b)
+{
+    return (a & m) | (b & ~m);
+}
+
+static inline vi vclamp(vi v, int32_t lo, int32_t hi)
+{
+    vi lom = v < lo, him = v > hi;
+    v = (v & ~lom) | (lo & lom);
+    return (v & ~him) | (hi & him);
+}
+
+/* dj_mix32 of rng.h, lane-wise; with it, word 0 of element (hi:lo) is
+ * vmix32(vmix32(lo ^ k0) ^ k1 ^ hi * 0xc2b2ae35), as dj_rng_keyed(). */
+static inline vu vmix32(vu x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Encode VL float32 bit patterns. `rnd` holds each lane's random word 0
+ * (stochastic mode; sr is a compile-time constant). Returns the codes;
+ * *flags_out gets each lane's flags and *hard_out a mask of the lanes that
+ * must be redone by the reference. */
+static inline __attribute__((always_inline)) vu enc_vec(const dj_cvt_params *p, vu u, vu rnd,
+                                                        const int sr, vu *flags_out, vu *hard_out)
+{
+    /* Fast path: every lane zero or in the normal range (the common case).
+     * Only rounding, re-biasing and overflow are needed there. */
+    {
+        const vi ai = (vi)(u & 0x7fffffffu);
+        const vu easy = MASK(ai >= (int32_t)p->minnorm_bits) & MASK(ai < 0x7f800000);
+        const vu zerom = MASK(ai == 0);
+        if (all_lanes(easy | zerom)) {
+            const vu a = (vu)ai, keep = (vu){0} + p->keep_mask;
+            vu r;
+            if (sr)
+                r = (a & keep) + ((MASK((vi)(rnd >> (32 - p->shift)) < (vi)(a & ~keep)) & 1u) << p->shift);
+            else
+                r = (a + p->half_m1 + ((a >> p->shift) & 1u)) & keep;
+            const vu ovfm = MASK((vi)r > (int32_t)p->max_bits);
+            const vu sign_code = p->sign_bit & MASK((vi)u < 0);
+            const vu neg_unsigned = p->is_unsigned ? MASK((vi)u < 0) & ~zerom : (vu){0};
+            vu code = vsel(ovfm, (vu){0} + (p->saturate ? p->max_code : p->inf_code), (r >> p->shift) - p->exp_adj);
+            code = (code & ~zerom) | sign_code;
+            code = vsel(neg_unsigned, (vu){0} + p->nan_pos, code);
+            *flags_out = (ovfm & ~neg_unsigned & FL_O) | (neg_unsigned & FL_I);
+            *hard_out = (vu){0};
+            return code;
+        }
+    }
+
+    /* Every quantity compared below is below 2^31, so comparisons are done
+     * signed (AVX2 has no unsigned vector compare). */
+    const uint32_t M = p->man_bits, shift = p->shift, keep = p->keep_mask;
+    const vu ones = (vu){0} + 1u;
+    const vu a = u & 0x7fffffffu;
+    const vi ai = (vi)a;
+    const vu negm = MASK((vi)u < 0);
+    const vu sign_code = p->sign_bit & negm;
+
+    /* Normal range: round the float32 bits, exponent unbounded. */
+    const vu disc = a & ~keep;
+    const vu r_rn = (a + p->half_m1 + ((a >> shift) & 1u)) & keep;
+    const vu r_sr = (a & keep) + ((MASK((vi)(rnd >> (32 - shift)) < (vi)disc) & ones) << shift);
+    const vi r = (vi)(sr ? r_sr : r_rn);
+    const vu normm = MASK(ai >= (int32_t)p->minnorm_bits);
+    const vu ovfm = MASK(r > (int32_t)p->max_bits);
+    const vu ncode = ((vu)r >> shift) - p->exp_adj;
+
+    /* Denormal range: x = sig * 2^ex, quantum 2^qd_exp, s bits discarded. */
+    const vu sig = (a & 0x7fffffu) | 0x800000u;
+    const vi s = p->qd_exp - ((vi)(a >> 23) - 150);
+    const vu sc = (vu)vclamp(s, 1, 31);
+    const vu k = sig >> sc;
+    const vi rem = (vi)(sig & ((ones << sc) - 1u));
+    const vi half = (vi)(ones << (sc - 1u));
+    /* Stochastic: I = the first s random bits; up iff I < rem (s <= 31 here,
+     * larger s is a hard lane). */
+    const vi I = (vi)((rnd >> 1) >> (31u - sc));
+    vu up;
+    if (sr)
+        up = MASK(I < rem);
+    else
+        up = MASK(rem > half) | (MASK(rem == half) & MASK((k & 1u) != 0));
+    const vu kd = k + (up & ones);
+
+    /* Tesla gap: lo = (2^M - 1) * 2^qd_exp, hi = 2^(1-bias) = 2^(M+1) * 2^qd_exp. */
+    const vu gapm = p->tesla_gap ? MASK(ai >= (int32_t)p->gap_lo_bits) : (vu){0};
+    vu gap_up, gap_hard = {0};
+    if (sr) {
+        /* hi - lo = c * 2^s units of x's last bit, c = 2^M + 1; A = x - lo in
+         * those units. Up iff c*I < A; undecided (A - c < c*I < A, a chance
+         * of about 2^-s) goes to the reference. */
+        const uint32_t c = (1u << M) + 1u;
+        /* Unsigned arithmetic (lanes outside the gap hold garbage that
+         * must not overflow a signed type); values are < 2^25 in the gap. */
+        const vi A = (vi)(sig - (((1u << M) - 1u) << sc));
+        const vi cI = (vi)((vu)I * c);
+        const vi cI_c = (vi)((vu)cI + c);
+        gap_hard = MASK(cI < A) & MASK(cI_c > A);
+        gap_up = MASK(cI_c <= A);
+    } else {
+        gap_up = MASK(ai >= (int32_t)p->gap_mid_bits);
+    }
+    const vu gap_code = ((1u << M) - 1u) + (gap_up & ones);
+    const vu dcode = vsel(gapm, gap_code, kd);
+    /* UHP: round with unbounded exponent, then flush what is below min normal. */
+    const vu fcode = ncode & MASK(r >= (int32_t)p->minnorm_bits);
+
+    const uint32_t big_code = p->saturate ? p->max_code : p->inf_code;
+    vu mag = vsel(normm, ncode, p->flush ? fcode : dcode);
+    mag = vsel(ovfm, (vu){0} + big_code, mag);
+
+    const vu nanm = MASK(ai > 0x7f800000);
+    const vu infm = MASK(ai == 0x7f800000);
+    const vu zerom = MASK(ai == 0);
+    const vu neg_unsigned = p->is_unsigned ? negm & ~zerom : (vu){0};
+    const vu subm = ~zerom & MASK(ai < 0x00800000);
+    const vu finite = ~(nanm | infm | zerom | neg_unsigned);
+
+    vu code = (mag & ~zerom) | sign_code;
+    code = vsel(infm, big_code | sign_code, code);
+    code = vsel(neg_unsigned, (vu){0} + p->nan_pos, code);
+    code = vsel(nanm, vsel(negm, (vu){0} + p->nan_neg, (vu){0} + p->nan_pos), code);
+
+    const vu tinym = MASK((vi)r_rn < (int32_t)p->minnorm_bits);
+    const vu inexact_sub =
+        p->flush ? ~(vu){0} : vsel(gapm, MASK(ai != (int32_t)p->gap_lo_bits), MASK(rem != 0));
+    vu fl = (nanm | neg_unsigned) & FL_I;
+    fl |= subm & FL_D;
+    fl |= ((finite & ovfm) | (p->saturate ? infm & ~neg_unsigned : (vu){0})) & FL_O;
+    /* U: inexact and tiny; in UHP also every non-zero value flushed to +0. */
+    const vu flushed = p->flush ? MASK(fcode == 0u) : (vu){0};
+    fl |= (finite & ~normm & ((tinym & inexact_sub) | flushed)) & FL_U;
+    *flags_out = fl;
+    vu hard = subm;
+    if (sr && !p->flush)
+        hard |= finite & ~normm & (MASK(s > 31) | (gapm & gap_hard));
+    *hard_out = hard;
+    return code;
+}
+
+/* The scalar twin of enc_vec's hard-lane test, for the fix-up pass. */
+static inline int enc_is_hard(const dj_cvt_params *p, uint32_t u, int sr, uint32_t rnd0)
+{
+    const uint32_t a = u & 0x7fffffffu;
+    if (a != 0 && a < 0x00800000u)
+        return 1;
+    if (!sr || p->flush || a == 0 || a >= 0x7f800000u || a >= p->minnorm_bits)
+        return 0;
+    if (p->is_unsigned && (u >> 31))
+        return 0;
+    const int32_t s = p->qd_exp - ((int32_t)(a >> 23) - 150);
+    if (s > 31)
+        return 1;
+    if (!p->tesla_gap || a < p->gap_lo_bits)
+        return 0;
+    /* In the gap: hard when the first s random bits do not decide. */
+    const uint32_t sig = (a & 0x7fffffu) | 0x800000u, M = p->man_bits, c = (1u << M) + 1u;
+    const int32_t A = (int32_t)sig - (int32_t)(((1u << M) - 1u) << s);
+    const int32_t cI = (int32_t)((rnd0 >> (32 - s)) * c);
+    return cI < A && cI + (int32_t)c > A;
+}
+
+static inline vu load_f32(const void *x, size_t i)
+{
+    vu v;
+    memcpy(&v, (const uint32_t *)x + i, sizeof v);
+    return v;
+}
+
+static inline vu load_bf16(const void *x, size_t i)
+{
+    vu16 h;
+    memcpy(&h, (const uint16_t *)x + i, sizeof h);
+    return __builtin_convertvector(h, vu) << 16;
+}
+
+static inline uint32_t load1_f32(const void *x, size_t i)
+{
+    return ((const uint32_t *)x)[i];
+}
+
+static inline uint32_t load1_bf16(const void *x, size_t i)
+{
+    return (uint32_t)((const uint16_t *)x)[i] << 16;
+}
+
+typedef uint32_t elem_f32_t;
+typedef uint16_t elem_bf16_t;
+
+static inline void store_u8(uint8_t *out, vu c)
+{
+    vu8 b = __builtin_convertvector(c, vu8);
+    memcpy(out, &b, sizeof b);
+}
+
+static inline void store_u16(uint16_t *out, vu c)
+{
+    vu16 h = __builtin_convertvector(c, vu16);
+    memcpy(out, &h, sizeof h);
+}
+
+/* One specialised loop per (input type, code width, rounding mode): blocks of
+ * DJ_BLOCK elements through enc_vec (a partial last vector goes through a
+ * zero-padded copy), then the reference for the hard lanes of the block. A
+ * block whose element indices wrap past a multiple of 2^32 (the random
+ * stream's index is 64-bit) is done by the reference entirely. */
+#define DJ_ENC_LOOP(NAME, IN, OUT_T, SR)                                                           \
+    static void NAME(const dj_cvt_params *pp, dj_format f, int bias, const void *restrict x,       \
+                     OUT_T *restrict out, size_t n, dj_round r, uint64_t index0, unsigned *flags)  \
+    {                                                                                              \
+        const dj_cvt_params P = *pp;                                                               \
+        const dj_rng_key key = dj_rng_key_make(r.seed);                                            \
+        vu lane = {0};                                                                             \
+        for (int l = 0; l < VL; l++)                                                               \
+            lane[l] = (uint32_t)l;                                                                 \
+        vu acc = {0};                                                                              \
+        uint32_t acc_fix = 0;                                                                      \
+        for (size_t base = 0; base < n; base += DJ_BLOCK) {                                        \
+            const size_t len = n - base < DJ_BLOCK ? n - base : DJ_BLOCK;                          \
+            const uint64_t idx = index0 + base;                                                    \
+            const uint32_t lo0 = (uint32_t)idx, hi = (uint32_t)(idx >> 32);                        \
+            const int wraps = SR && (uint32_t)(lo0 + (uint32_t)(len - 1)) < lo0;                   \
+            vu any_hard = {0};                                                                     \
+            for (size_t j = 0; j < len && !wraps; j += VL) {                                       \
+                vu u, rnd = {0}, lf, hard;                                                         \
+                const size_t m = len - j < VL ? len - j : VL;                                      \
+                if (m == VL) {                                                                     \
+                    u = load_##IN(x, base + j);                                                    \
+                } else {                                                                           \
+                    elem_##IN##_t tmp[VL] = {0};                                                   \
+                    memcpy(tmp, (const elem_##IN##_t *)x + base + j, m * sizeof tmp[0]);           \
+                    u = load_##IN(tmp, 0);                                                         \
+                }                                                                                  \
+                if (SR) {                                                                          \
+                    const vu lo = lane + (lo0 + (uint32_t)j);                                      \
+                    rnd = vmix32(vmix32(lo ^ key.k0) ^ key.k1 ^ (hi * 0xc2b2ae35U));               \
+                }                                                                                  \
+                vu c = enc_vec(&P, u, rnd, SR, &lf, &hard);                                        \
+                if (m < VL) {                                                                      \
+                    vu valid = MASK(lane < (uint32_t)m);                                           \
+                    lf &= valid;                                                                   \
+                    hard &= valid;                                                                 \
+                    OUT_T tmpo[VL];                                                                \
+                    STORE_##OUT_T(tmpo, c);                                                        \
+                    memcpy(out + base + j, tmpo, m * sizeof(OUT_T));                               \
+                } else {                                                                           \
+                    STORE_##OUT_T(out + base + j, c);                                              \
+                }                                                                                  \
+                acc |= lf & ~hard;                                                                 \
+                any_hard |= hard;                                                                  \
+            }                                                                                      \
+            int need_fix = wraps;                                                                  \
+            for (int l = 0; l < VL; l++)                                                           \
+                need_fix |= any_hard[l] != 0;                                                      \
+            if (!need_fix)                                                                         \
+                continue;                                                                          \
+            for (size_t j = 0; j < len; j++) {                                                     \
+                const uint32_t u = load1_##IN(x, base + j);                                        \
+                const uint32_t rnd0 = SR ? dj_rng_keyed(key, lo0 + (uint32_t)j, hi, 0) : 0;        \
+                if (wraps || enc_is_hard(&P, u, SR, rnd0)) {                                       \
+                    unsigned rf = 0;                                                               \
+                    out[base + j] = (OUT_T)dj_cf_encode(f, bias, dj__bits_f32(u), r, idx + j, &rf); \
+                    acc_fix |= rf;                                                                 \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int l = 0; l < VL; l++)                                                               \
+            acc_fix |= acc[l];                                                                     \
+        *flags |= acc_fix;                                                                         \
+    }
+
+#define STORE_uint8_t store_u8
+#define STORE_uint16_t store_u16
+
+DJ_ENC_LOOP(enc_f32_u8_rn, f32, uint8_t, 0)
+DJ_ENC_LOOP(enc_f32_u8_sr, f32, uint8_t, 1)
+DJ_ENC_LOOP(enc_f32_u16_rn, f32, uint16_t, 0)
+DJ_ENC_LOOP(enc_f32_u16_sr, f32, uint16_t, 1)
+DJ_ENC_LOOP(enc_bf16_u8_rn, bf16, uint8_t, 0)
+DJ_ENC_LOOP(enc_bf16_u8_sr, bf16, uint8_t, 1)
+
+void DJ_FN(dj__encode)(const dj_cvt_params *p, dj_format f, int bias, const void *x, int x_bf16,
+                       void *out, size_t n, dj_round r, uint64_t index0, unsigned *flags)
+{
+    const int sr = r.mode == DJ_ROUND_STOCHASTIC;
+    const int wide = dj_format_desc_of(f)->bits == 16;
+    if (x_bf16)
+        (sr ? enc_bf16_u8_sr : enc_bf16_u8_rn)(p, f, bias, x, out, n, r, index0, flags);
+    else if (wide)
+        (sr ? enc_f32_u16_sr : enc_f32_u16_rn)(p, f, bias, x, out, n, r, index0, flags);
+    else
+        (sr ? enc_f32_u8_sr : enc_f32_u8_rn)(p, f, bias, x, out, n, r, index0, flags);
+}
+
+/* Decode one code to float32 bits. Denormals: the mantissa converted to
+ * float (exact) and its exponent field moved by qd_exp (the result is a
+ * normal float32 for every format but bf16, which has its own loop). */
+static inline __attribute__((always_inline)) uint32_t dec_one(const dj_cvt_params *p, uint32_t code,
+                                                              uint32_t *flags_out)
+{
+    const uint32_t M = p->man_bits;
+    const uint32_t neg = p->sign_bit ? (code & p->sign_bit) != 0 : 0;
+    const uint32_t body = code & p->body_mask;
+    const uint32_t e = body >> M;
+    const uint32_t m = body & ((1u << M) - 1);
+    const uint32_t normal = ((e + 127u - p->bias) << 23) | (m << (23 - M));
+    const float mf = (float)(int32_t)m;
+    uint32_t mbits;
+    memcpy(&mbits, &mf, sizeof mbits);
+    const uint32_t denorm = p->flush ? 0 : mbits + ((uint32_t)p->qd_exp << 23);
+    const uint32_t all_ones = e == p->exp_mask;
+    const uint32_t is_nan = (p->specials == DJ_SPECIALS_IEEE && all_ones && m != 0) |
+                            (p->specials == DJ_SPECIALS_E4M3 && all_ones && m == (1u << M) - 1);
+    const uint32_t is_inf = p->specials == DJ_SPECIALS_IEEE && all_ones && m == 0;
+    uint32_t v = e ? normal : m ? denorm : 0;
+    v = is_inf ? 0x7f800000u : v;
+    v = is_nan ? 0x7fc00000u : v;
+    *flags_out = (e == 0 && m != 0) ? FL_D : 0;
+    return v | (neg << 31);
+}
+
+#define DJ_DEC_LOOP(NAME, IN_T, OUT_T, OUT_SHIFT)                                                   \
+    static void NAME(const dj_cvt_params *pp, const IN_T *restrict in, OUT_T *restrict out,        \
+                     size_t n, unsigned *flags)                                                    \
+    {                                                                                              \
+        const dj_cvt_params P = *pp;                                                               \
+        uint32_t fl = 0;                                                                           \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            uint32_t lf;                                                                           \
+            out[i] = (OUT_T)(dec_one(&P, in[i], &lf) >> OUT_SHIFT);                                \
+            fl |= lf;                                                                              \
+        }                                                                                          \
+        *flags |= fl;                                                                              \
+    }
+
+DJ_DEC_LOOP(dec_u8_f32, uint8_t, uint32_t, 0)
+DJ_DEC_LOOP(dec_u16_f32, uint16_t, uint32_t, 0)
+DJ_DEC_LOOP(dec_u8_bf16, uint8_t, uint16_t, 16)
+
+/* bfloat16 codes are the top half of float32. */
+static void dec_bf16_f32(const uint16_t *restrict in, uint32_t *restrict out, size_t n,
+                                unsigned *flags)
+{
+    uint32_t fl = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = in[i];
+        out[i] = h << 16;
+        fl |= ((h & 0x7f80u) == 0 && (h & 0x7fu) != 0) ? FL_D : 0;
+    }
+    *flags |= fl;
+}
+
+void DJ_FN(dj__decode)(const dj_cvt_params *p, const void *in, void *out, int out_bf16, size_t n,
+                       unsigned *flags)
+{
+    if (p->is_bf16)
+        dec_bf16_f32(in, out, n, flags);
+    else if (out_bf16)
+        dec_u8_bf16(p, in, out, n, flags);
+    else if (p->body_mask > 0xffu || p->sign_bit > 0xffu)
+        dec_u16_f32(p, in, out, n, flags);
+    else
+        dec_u8_f32(p, in, out, n, flags);
+}
