@@ -1,0 +1,172 @@
+/* pool.c - a fixed-size pthread pool with a blocking "run these tasks" call.
+ *
+ * One generation counter and a shared task index: dj_pool_run publishes the
+ * job, wakes the workers, takes tasks itself, and waits until every task has
+ * finished. Tasks are claimed with an atomic counter, so load balances
+ * itself; determinism comes from tasks owning disjoint outputs. */
+#define _POSIX_C_SOURCE 200809L
+#include "dojo/pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct dj_pool {
+    int nthreads;
+    pthread_t *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    unsigned long generation;
+    int stopping;
+    /* the current job */
+    dj_task_fn fn;
+    void *arg;
+    int ntasks;
+    atomic_int next_task;
+    int active; /* workers still inside the current job */
+};
+
+static void run_tasks(dj_pool *p)
+{
+    for (;;) {
+        int t = atomic_fetch_add(&p->next_task, 1);
+        if (t >= p->ntasks)
+            break;
+        p->fn(p->arg, t);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    dj_pool *p = arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stopping && p->generation == seen)
+            pthread_cond_wait(&p->wake, &p->mu);
+        if (p->stopping)
+            break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        run_tasks(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->active == 0)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+dj_status dj_pool_create(int nthreads, dj_pool **out)
+{
+    if (nthreads < 1 || nthreads > 1024)
+        return DJ_ERR_ARG;
+    dj_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return DJ_ERR_NOMEM;
+    p->nthreads = nthreads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->next_task, 0);
+    if (nthreads > 1) {
+        p->workers = calloc((size_t)nthreads - 1, sizeof *p->workers);
+        if (!p->workers) {
+            dj_pool_destroy(p);
+            return DJ_ERR_NOMEM;
+        }
+        for (int i = 0; i < nthreads - 1; i++) {
+            if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+                p->nthreads = i + 1; /* workers started so far, plus the caller */
+                dj_pool_destroy(p);
+                return DJ_ERR_NOMEM;
+            }
+        }
+    }
+    *out = p;
+    return DJ_OK;
+}
+
+void dj_pool_destroy(dj_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    if (p->workers)
+        for (int i = 0; i < p->nthreads - 1; i++)
+            pthread_join(p->workers[i], NULL);
+    free(p->workers);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int dj_pool_threads(const dj_pool *p)
+{
+    return p ? p->nthreads : 1;
+}
+
+void dj_pool_run(dj_pool *p, dj_task_fn fn, void *arg, int ntasks)
+{
+    if (ntasks <= 0)
+        return;
+    if (!p || p->nthreads == 1 || ntasks == 1) {
+        for (int t = 0; t < ntasks; t++)
+            fn(arg, t);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->ntasks = ntasks;
+    atomic_store(&p->next_task, 0);
+    p->active = p->nthreads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+
+    run_tasks(p);
+
+    pthread_mutex_lock(&p->mu);
+    while (p->active > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+typedef struct {
+    dj_range_fn fn;
+    void *arg;
+    size_t n;
+    int parts;
+} range_job;
+
+static void range_task(void *arg, int t)
+{
+    const range_job *j = arg;
+    size_t begin = j->n * (size_t)t / (size_t)j->parts;
+    size_t end = j->n * (size_t)(t + 1) / (size_t)j->parts;
+    if (begin < end)
+        j->fn(j->arg, begin, end);
+}
+
+void dj_parallel_for(dj_pool *p, size_t n, dj_range_fn fn, void *arg)
+{
+    if (n == 0)
+        return;
+    int parts = dj_pool_threads(p);
+    if ((size_t)parts > n)
+        parts = (int)n;
+    range_job j = {fn, arg, n, parts};
+    dj_pool_run(p, range_task, &j, parts);
+}
+
+int dj_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
