@@ -23,6 +23,15 @@ void dj_sgemm(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, floa
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void dj_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* dj_sgemm with the caller's scratch, so that nothing is allocated inside
+ * (dj_sgemm allocates its packing buffers on every call): ws holds
+ * dj_sgemm_workspace(M, N, K, nthreads) floats, nthreads >= the pool's
+ * thread count (0 means no scratch is needed; ws may then be NULL). The
+ * results are bit-identical to dj_sgemm's. */
+size_t dj_sgemm_workspace(int M, int N, int K, int nthreads);
+void dj_sgemm_ws(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                 float *ws);
 
 /* ---- 2-D convolution (PyTorch Conv2d, groups = 1, dilation = 1) ---- */
 typedef struct {

@@ -4,16 +4,18 @@
 #include <string.h>
 
 #include "bench_cfloat.h"
+#include "bench_gemm.h"
 #include "cli/cli.h"
 
 void dj_bench_usage(FILE *fp)
 {
-    fputs("usage: dojo bench cfloat [OPTIONS]\n"
+    fputs("usage: dojo bench cfloat|gemm [OPTIONS]\n"
           "\n"
           "Benchmarks, run by hand (never inside the test suite). Speed figures\n"
           "are ratios against a peer measured in the same run.\n"
           "\n"
-          "  cfloat   CFloat conversion throughput (dojo bench cfloat --help)\n",
+          "  cfloat   CFloat conversion throughput (dojo bench cfloat --help)\n"
+          "  gemm     GEMM and convolution GFLOP/s (dojo bench gemm --help)\n",
           fp);
 }
 
@@ -30,8 +32,10 @@ int dj_cmd_bench(int argc, char **argv)
     }
     if (strcmp(what, "cfloat") == 0)
         return dj_bench_cfloat(argc - 2, argv + 2); /* the arguments after "cfloat" */
+    if (strcmp(what, "gemm") == 0)
+        return dj_bench_gemm(argc - 2, argv + 2);
     char q[128];
-    dj_cli_err("bench", "unknown benchmark %s (valid: cfloat)",
+    dj_cli_err("bench", "unknown benchmark %s (valid: cfloat, gemm)",
                dj_cli_quote(what, strlen(what), 40, q, sizeof q));
     return DJ_EXIT_USAGE;
 }

@@ -1,0 +1,837 @@
+/* conv2d.c - fast 2-D convolution (forward and both backwards) as GEMMs on
+ * the GEMM's micro-kernels and packing routines.
+ *
+ * With K = c * kh * kw "krows" (the weight's (c, ki, kj) order) and P = oh *
+ * ow output positions, per image:
+ *   forward          y[oc, P]   = W[oc, K] . col[K, P]               (+ bias)
+ *   backward_data    dx         = col2im(W^T[K, oc] . dy[oc, P])
+ *   backward_weight  dW[oc, K] += dy[oc, P] . col[K, P]^T   (over the batch)
+ * where col is the im2col matrix of the image.
+ *
+ * Stride 1 (every convolution of the target nets) never writes col: the
+ * image is copied once into a zero-padded buffer and the micro-kernel reads
+ * col's rows as shifted windows of it ("implicit GEMM", see below).
+ * backward_data is then the forward convolution of the padded dy with the
+ * flipped weights, and backward_weight reads its A rows in place. Other
+ * strides build col in L2-sized chunks (im2col, col2im).
+ *
+ * Threads. forward and backward_data share out (image, chunk of output
+ * rows) items; each output element is written by one thread. backward_weight
+ * splits dW into a grid of rectangles, one per thread, and each thread sums
+ * its rectangle over every image and k block in a fixed order; dbias is
+ * summed by one thread per channel, images in order. The k blocks depend on
+ * the shapes and the ISA only, so results are bit-identical for any thread
+ * count.
+ *
+ * Nothing is allocated: every buffer lives in the caller's workspace, whose
+ * size dj_conv2d_workspace() gives (the largest need of the three kernels on
+ * every ISA the CPU runs). */
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/gemm_internal.h"
+
+/* A chunk's buffers (per thread) aim at this many floats (192 KiB). */
+#define CHUNK_FLOATS (48 * 1024)
+
+static int ceil_div(int a, int b)
+{
+    return (a + b - 1) / b;
+}
+
+static int round_up(int a, int b)
+{
+    return ceil_div(a, b) * b;
+}
+
+static size_t round16(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+typedef float v4f __attribute__((vector_size(16)));
+
+/* dst[i] = src[i] + b for i < n (dst may be src), four lanes at a time. */
+static void add_bias(float *dst, const float *src, int n, float b)
+{
+    const v4f vb = {b, b, b, b};
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, src + i, sizeof v);
+        v += vb;
+        memcpy(dst + i, &v, sizeof v);
+    }
+    for (; i < n; i++)
+        dst[i] = src[i] + b;
+}
+
+dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int oc, int kh, int kw,
+                              int stride_h, int stride_w, int pad_h, int pad_w)
+{
+    if (n < 1 || c < 1 || h < 1 || w < 1 || oc < 1 || kh < 1 || kw < 1 || stride_h < 1 ||
+        stride_w < 1 || pad_h < 0 || pad_w < 0)
+        return DJ_ERR_ARG;
+    const long long hp = (long long)h + 2LL * pad_h, wp = (long long)w + 2LL * pad_w;
+    if (hp < kh || wp < kw || hp > INT32_MAX || wp > INT32_MAX)
+        return DJ_ERR_ARG;
+    const long long oh = (hp - kh) / stride_h + 1, ow = (wp - kw) / stride_w + 1;
+    if ((long long)c * kh * kw > INT32_MAX || oh * ow > INT32_MAX || (long long)h * w > INT32_MAX)
+        return DJ_ERR_ARG;
+    *d = (dj_conv2d_dims){n, c, h, w, oc, kh, kw, stride_h, stride_w, pad_h, pad_w, (int)oh, (int)ow};
+    return DJ_OK;
+}
+
+/* ---- im2col / col2im over a range of krows and a run of P ---- */
+
+/* For krow (ki, kj): the output columns ox in [*lo, *hi) whose input column
+ * ox * sw - pw + kj is inside the image. */
+static void valid_cols(const dj_conv2d_dims *d, int kj, int *lo, int *hi)
+{
+    const int first = d->pad_w - kj;                /* ox * sw >= first */
+    const int last = d->w - 1 + d->pad_w - kj;      /* ox * sw <= last */
+    int a = first > 0 ? (first + d->stride_w - 1) / d->stride_w : 0;
+    int b = last < 0 ? 0 : last / d->stride_w + 1;
+    if (b > d->ow)
+        b = d->ow;
+    if (a > b)
+        a = b;
+    *lo = a;
+    *hi = b;
+}
+
+/* col[r - r0][q] = x(c, oy * sh - ph + ki, ox * sw - pw + kj) (0 in the
+ * padding) for krows r in [r0, r1) and positions p0 + q, q < np, of one
+ * image x; rows of col have stride ld. */
+static void im2col(const dj_conv2d_dims *d, const float *x, int r0, int r1, int p0, int np,
+                   float *col, ptrdiff_t ld)
+{
+    const int khw = d->kh * d->kw, ow = d->ow, sw = d->stride_w;
+    for (int r = r0; r < r1; r++) {
+        const int ch = r / khw, ki = r % khw / d->kw, kj = r % d->kw;
+        const float *xc = x + (size_t)ch * d->h * d->w;
+        float *dst = col + (r - r0) * ld;
+        int lo, hi;
+        valid_cols(d, kj, &lo, &hi);
+        int oy = p0 / ow, ox = p0 % ow;
+        for (int q = 0; q < np; oy++, ox = 0) {
+            const int seg = ow - ox < np - q ? ow - ox : np - q;
+            const int iy = oy * d->stride_h - d->pad_h + ki;
+            float *o = dst + q; /* o[t - ox] for output column t in [ox, ox + seg) */
+            if (iy < 0 || iy >= d->h) {
+                memset(o, 0, (size_t)seg * sizeof(float));
+            } else {
+                const int a = lo > ox ? lo : ox;
+                int b = hi < ox + seg ? hi : ox + seg;
+                if (b < a)
+                    b = a;
+                const float *xr = xc + (size_t)iy * d->w;
+                const int ix0 = kj - d->pad_w; /* input column of t: t * sw + ix0 */
+                for (int t = ox; t < a; t++)
+                    o[t - ox] = 0.0f;
+                if (sw == 1 && b > a)
+                    memcpy(o + (a - ox), xr + (a + ix0), (size_t)(b - a) * sizeof(float));
+                else
+                    for (int t = a; t < b; t++)
+                        o[t - ox] = xr[t * sw + ix0];
+                for (int t = b; t < ox + seg; t++)
+                    o[t - ox] = 0.0f;
+            }
+            q += seg;
+        }
+    }
+}
+
+/* The adjoint of im2col: dx(c, iy, ix) += col[r - r0][q] over the same
+ * ranges. dx is one image. */
+static void col2im(const dj_conv2d_dims *d, const float *col, ptrdiff_t ld, int r0, int r1, int p0,
+                   int np, float *dx)
+{
+    const int khw = d->kh * d->kw, ow = d->ow, sw = d->stride_w;
+    for (int r = r0; r < r1; r++) {
+        const int ch = r / khw, ki = r % khw / d->kw, kj = r % d->kw;
+        float *xc = dx + (size_t)ch * d->h * d->w;
+        const float *src = col + (r - r0) * ld;
+        int lo, hi;
+        valid_cols(d, kj, &lo, &hi);
+        int oy = p0 / ow, ox = p0 % ow;
+        for (int q = 0; q < np; oy++, ox = 0) {
+            const int seg = ow - ox < np - q ? ow - ox : np - q;
+            const int iy = oy * d->stride_h - d->pad_h + ki;
+            if (iy >= 0 && iy < d->h) {
+                const float *s = src + q; /* s[t - ox] for output column t */
+                const int a = lo > ox ? lo : ox;
+                const int b = hi < ox + seg ? hi : ox + seg;
+                float *xr = xc + (size_t)iy * d->w;
+                const int ix0 = kj - d->pad_w;
+                if (sw == 1)
+                    for (int t = a; t < b; t++)
+                        xr[t + ix0] += s[t - ox];
+                else
+                    for (int t = a; t < b; t++)
+                        xr[t * sw + ix0] += s[t - ox];
+            }
+            q += seg;
+        }
+    }
+}
+
+/* ---- the implicit GEMM of a stride-1 convolution ----
+ *
+ * For output (oy, ox) and krow (ci, ki, kj) a stride-1 convolution reads the
+ * padded image at (ci, oy + ki, ox + kj). In a zero-padded copy with planes
+ * of hp x wp that is xp[q + off[k]], q = oy * wp + ox, off[k] = (ci * hp +
+ * ki) * wp + kj. With q as the GEMM's column index (oh rows of wp columns;
+ * the last wp - ow columns of each row are not outputs and are dropped),
+ * row k of any B panel is a contiguous run of xp, which the micro-kernel
+ * reads in place through the offset table: no im2col buffer is written.
+ * backward_data of a stride-1 convolution is itself one: of dy padded by
+ * k - 1 - pad, with the weights' channels swapped and their taps flipped. */
+
+/* The largest K on the implicit path (its offset table lives on the stack). */
+#define MAX_OFF 8192
+
+typedef struct {
+    int cin, h, w;    /* source planes */
+    int top, left;    /* padding before the source (negative: cropped) */
+    int hp, wp;       /* padded planes */
+    int kh, kw, K;    /* K = cin * kh * kw */
+    int cout, oh, ow; /* output planes: oh = hp - kh + 1, ow = wp - kw + 1 */
+} igeom;
+
+static igeom geom_fwd(const dj_conv2d_dims *d)
+{
+    return (igeom){d->c,  d->h,  d->w,  d->pad_h, d->pad_w, d->h + 2 * d->pad_h, d->w + 2 * d->pad_w,
+                   d->kh, d->kw, d->c * d->kh * d->kw, d->oc, d->oh, d->ow};
+}
+
+static igeom geom_bwd_data(const dj_conv2d_dims *d)
+{
+    return (igeom){d->oc,
+                   d->oh,
+                   d->ow,
+                   d->kh - 1 - d->pad_h,
+                   d->kw - 1 - d->pad_w,
+                   d->h + d->kh - 1,
+                   d->w + d->kw - 1,
+                   d->kh,
+                   d->kw,
+                   d->oc * d->kh * d->kw,
+                   d->c,
+                   d->h,
+                   d->w};
+}
+
+static int implicit_ok(const igeom *g)
+{
+    return g->K <= MAX_OFF && (long long)g->cin * g->hp * g->wp + 4096 < INT32_MAX;
+}
+
+/* Floats of a padded copy, with the slack the last panels read past it. */
+static size_t xp_floats(const igeom *g, int NR)
+{
+    return round16((size_t)g->cin * g->hp * g->wp + (size_t)NR + (size_t)g->kw + 16);
+}
+
+static void make_offsets(const igeom *g, int32_t *off)
+{
+    int k = 0;
+    for (int ci = 0; ci < g->cin; ci++)
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++)
+                off[k++] = (int32_t)(((long long)ci * g->hp + ki) * g->wp + kj);
+}
+
+/* xp = one source image (cin x h x w) zero-padded to cin x hp x wp, and
+ * the slack after it zeroed. */
+static void pad_copy(const igeom *g, const float *src, float *xp, int NR)
+{
+    const int j0 = g->left > 0 ? g->left : 0;
+    int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
+    if (j1 < j0)
+        j1 = j0;
+    for (int ci = 0; ci < g->cin; ci++)
+        for (int i = 0; i < g->hp; i++) {
+            float *row = xp + ((size_t)ci * g->hp + i) * g->wp;
+            const int si = i - g->top;
+            if (si < 0 || si >= g->h || j1 == j0) {
+                memset(row, 0, (size_t)g->wp * sizeof(float));
+                continue;
+            }
+            const float *s = src + ((size_t)ci * g->h + si) * g->w;
+            memset(row, 0, (size_t)j0 * sizeof(float));
+            memcpy(row + j0, s + (j0 - g->left), (size_t)(j1 - j0) * sizeof(float));
+            memset(row + j1, 0, (size_t)(g->wp - j1) * sizeof(float));
+        }
+    const size_t used = (size_t)g->cin * g->hp * g->wp;
+    memset(xp + used, 0, (xp_floats(g, NR) - used) * sizeof(float));
+}
+
+/* Output rows per chunk: the chunk's C buffer aims at CHUNK_FLOATS. */
+static void row_chunks(const igeom *g, int *rows_c, int *nchunks)
+{
+    int r = CHUNK_FLOATS / (g->cout * g->wp);
+    if (r < 1)
+        r = 1;
+    *nchunks = ceil_div(g->oh, r);
+    *rows_c = ceil_div(g->oh, *nchunks);
+}
+
+/* ---- sizes ---- */
+
+typedef struct {
+    int K, P;
+    int implicit_fwd, implicit_data; /* which path each kernel takes */
+    igeom gf, gd;
+    /* implicit forward (gf) / backward data (gd): shared packed weights;
+     * per thread a padded image and a C buffer of ld columns */
+    int f_rows, f_nchunks, f_ldy, d_rows, d_nchunks, d_ldy;
+    size_t f_apack, f_task, d_apack, d_task;
+    /* im2col forward: col chunks of nch columns (row stride ld) */
+    int c_nch, c_nchunks, c_ld;
+    size_t c_wpack, c_col;
+    /* im2col backward data: per thread A, B and dcol */
+    int e_nch, e_nchunks;
+    size_t e_apack, e_bpack, e_dcol;
+    /* implicit backward weight: k blocks of oh * wp up to v_kc; per thread a
+     * padded image, B panels and dW^T */
+    int v_kc, v_ldt;
+    size_t v_task, v_bpack, v_dwt;
+    /* im2col backward weight: k blocks of P up to w_kc; per thread A, B and
+     * col rows (row stride w_ld) */
+    int w_kc, w_ld;
+    size_t w_apack, w_bpack, w_src;
+} plan;
+
+/* Splits P into chunks of at most max_cols (a multiple of NR), evenly. */
+static void chunks(int P, int max_cols, int NR, int *nch, int *nchunks)
+{
+    if (max_cols < NR)
+        max_cols = NR;
+    *nchunks = ceil_div(P, max_cols);
+    *nch = round_up(ceil_div(P, *nchunks), NR);
+}
+
+/* A row stride of at least n floats that is a whole, odd number of 64-byte
+ * lines, so that a column panel's rows spread over every L1 set. */
+static int odd_lines(int n)
+{
+    int ld = round_up(n, 16);
+    if (ld / 16 % 2 == 0)
+        ld += 16;
+    return ld;
+}
+
+static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan *pl)
+{
+    const int MR = kd->mr, NR = kd->nr;
+    const int K = d->c * d->kh * d->kw, P = d->oh * d->ow;
+    memset(pl, 0, sizeof *pl);
+    pl->K = K;
+    pl->P = P;
+    const int stride1 = d->stride_h == 1 && d->stride_w == 1;
+    pl->gf = geom_fwd(d);
+    pl->gd = geom_bwd_data(d);
+    pl->implicit_fwd = stride1 && implicit_ok(&pl->gf);
+    /* backward data's GEMM has M = c: with few input channels (an image's
+     * first layer) the micro-tile would be mostly empty, so im2col's M = K
+     * is better. */
+    pl->implicit_data = stride1 && implicit_ok(&pl->gd) && 4 * d->c >= 3 * round_up(d->c, MR);
+
+    if (pl->implicit_fwd) {
+        row_chunks(&pl->gf, &pl->f_rows, &pl->f_nchunks);
+        pl->f_ldy = round_up(pl->f_rows * pl->gf.wp, NR);
+        pl->f_apack = round16((size_t)round_up(d->oc, MR) * K);
+        pl->f_task = xp_floats(&pl->gf, NR) + round16((size_t)d->oc * pl->f_ldy);
+    } else {
+        chunks(P, CHUNK_FLOATS / K / NR * NR, NR, &pl->c_nch, &pl->c_nchunks);
+        pl->c_ld = odd_lines(pl->c_nch);
+        pl->c_wpack = round16((size_t)round_up(d->oc, MR) * K);
+        pl->c_col = round16((size_t)K * pl->c_ld);
+    }
+    if (pl->implicit_data) {
+        row_chunks(&pl->gd, &pl->d_rows, &pl->d_nchunks);
+        pl->d_ldy = round_up(pl->d_rows * pl->gd.wp, NR);
+        pl->d_apack = round16((size_t)round_up(d->c, MR) * pl->gd.K);
+        pl->d_task = xp_floats(&pl->gd, NR) + round16((size_t)d->c * pl->d_ldy);
+    } else {
+        chunks(P, CHUNK_FLOATS / (K + d->oc) / NR * NR, NR, &pl->e_nch, &pl->e_nchunks);
+        pl->e_apack = round16((size_t)round_up(K, MR) * d->oc);
+        pl->e_bpack = round16((size_t)round_up(pl->e_nch, NR) * d->oc);
+        pl->e_dcol = round16((size_t)K * pl->e_nch);
+    }
+    if (pl->implicit_fwd) {
+        const int nq = d->oh * pl->gf.wp;
+        pl->v_kc = ceil_div(nq, dj__sgemm_kblocks(kd, nq));
+        pl->v_ldt = round_up(d->oc, NR);
+        pl->v_bpack = round16((size_t)pl->v_ldt * pl->v_kc);
+        pl->v_dwt = round16((size_t)round_up(K, MR) * pl->v_ldt);
+        pl->v_task = xp_floats(&pl->gf, NR) + pl->v_bpack + pl->v_dwt;
+    } else {
+        pl->w_kc = ceil_div(P, dj__sgemm_kblocks(kd, P));
+        pl->w_ld = odd_lines(pl->w_kc);
+        pl->w_apack = round16((size_t)round_up(d->oc, MR) * pl->w_kc);
+        pl->w_bpack = round16((size_t)round_up(K, NR) * pl->w_kc);
+        pl->w_src = round16((size_t)K * pl->w_ld);
+    }
+}
+
+static size_t max2(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+size_t dj__conv2d_workspace_isa(dj_isa isa, const dj_conv2d_dims *d, int nthreads)
+{
+    const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
+    if (!kd)
+        return 0;
+    plan pl;
+    make_plan(kd, d, &pl);
+    const size_t T = nthreads > 1 ? (size_t)nthreads : 1;
+    size_t need = pl.implicit_fwd ? pl.f_apack + T * pl.f_task : pl.c_wpack + T * pl.c_col;
+    need = max2(need, pl.implicit_data ? pl.d_apack + T * pl.d_task
+                                       : T * (pl.e_apack + pl.e_bpack + pl.e_dcol));
+    need = max2(need, pl.implicit_fwd ? T * pl.v_task : T * (pl.w_apack + pl.w_bpack + pl.w_src));
+    return need + 16; /* room to align the start to 64 bytes */
+}
+
+size_t dj_conv2d_workspace(const dj_conv2d_dims *d, int nthreads)
+{
+    size_t need = 0;
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++)
+        if (dj_cpu_supports((dj_isa)isa))
+            need = max2(need, dj__conv2d_workspace_isa((dj_isa)isa, d, nthreads));
+    return need;
+}
+
+static float *align64(float *ws)
+{
+    uintptr_t u = (uintptr_t)ws;
+    return ws + ((DJ_SGEMM_ALIGN - u % DJ_SGEMM_ALIGN) % DJ_SGEMM_ALIGN) / sizeof(float);
+}
+
+/* Threads for `items` independent pieces of work: at most one per piece. */
+static int threads_for(dj_pool *pool, long long items)
+{
+    int T = dj_pool_threads(pool);
+    return items < T ? (int)items : T;
+}
+
+/* ---- implicit forward (also backward data) ---- */
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const igeom *g;
+    int n;                /* images */
+    const float *src;     /* n x cin x h x w */
+    const float *bias;    /* cout, or NULL */
+    float *dst;           /* n x cout x oh x ow */
+    const float *apack;   /* weights: A panels of cout rows, k in (ci, ki, kj) order */
+    float *ws;            /* per task: padded image, then C buffer */
+    size_t task_floats;
+    int rows_c, nchunks, ldy, ntasks;
+} ifwd_job;
+
+static void ifwd_task(void *arg, int t)
+{
+    const ifwd_job *j = arg;
+    const igeom *g = j->g;
+    const int MR = j->kd->mr, NR = j->kd->nr;
+    int32_t off[MAX_OFF];
+    make_offsets(g, off);
+    float *xp = j->ws + (size_t)t * j->task_floats, *ybuf = xp + xp_floats(g, NR);
+    const size_t src_img = (size_t)g->cin * g->h * g->w, dst_plane = (size_t)g->oh * g->ow;
+    const long long items = (long long)j->n * j->nchunks;
+    const long long w0 = items * t / j->ntasks, w1 = items * (t + 1) / j->ntasks;
+    long long have = -1;
+    for (long long it = w0; it < w1; it++) {
+        const int img = (int)(it / j->nchunks), r0 = (int)(it % j->nchunks) * j->rows_c;
+        if (r0 >= g->oh)
+            continue;
+        const int rows = g->oh - r0 < j->rows_c ? g->oh - r0 : j->rows_c;
+        if (img != have) {
+            pad_copy(g, j->src + img * src_img, xp, NR);
+            have = img;
+        }
+        dj__sgemm_macro_ofs(j->kd, g->cout, rows * g->wp, g->K, j->apack, (size_t)g->K * MR,
+                            xp + (size_t)r0 * g->wp, off, 1.0f, 0.0f, ybuf, j->ldy);
+        /* keep the ow real columns of each row (+ bias) */
+        float *out = j->dst + (size_t)img * g->cout * dst_plane + (size_t)r0 * g->ow;
+        for (int o = 0; o < g->cout; o++)
+            for (int r = 0; r < rows; r++) {
+                const float *s = ybuf + (size_t)o * j->ldy + (size_t)r * g->wp;
+                float *dd = out + o * dst_plane + (size_t)r * g->ow;
+                if (j->bias) {
+                    add_bias(dd, s, g->ow, j->bias[o]);
+                } else {
+                    memcpy(dd, s, (size_t)g->ow * sizeof(float));
+                }
+            }
+    }
+}
+
+static void run_implicit(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
+                         const float *src, const float *bias, float *dst, const float *apack,
+                         float *ws, size_t task_floats, int rows_c, int nchunks, int ldy)
+{
+    ifwd_job j = {kd, g, n, src, bias, dst, apack, ws, task_floats, rows_c, nchunks, ldy, 0};
+    j.ntasks = threads_for(pool, (long long)n * nchunks);
+    dj_pool_run(pool, ifwd_task, &j, j.ntasks);
+}
+
+/* A panels of the backward-data weights: A(i, k) over i = input channel,
+ * k = (o, ki, kj), = W[o, i, kh - 1 - ki, kw - 1 - kj]. */
+static void pack_flipped(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, const float *w,
+                         float *dst)
+{
+    const int MR = kd->mr, khw = d->kh * d->kw, K = d->oc * khw;
+    for (int i0 = 0; i0 < d->c; i0 += MR)
+        for (int k = 0; k < K; k++) {
+            const int o = k / khw, ki = k % khw / d->kw, kj = k % d->kw;
+            for (int ii = 0; ii < MR; ii++) {
+                const int i = i0 + ii;
+                *dst++ = i < d->c ? w[(((size_t)o * d->c + i) * d->kh + d->kh - 1 - ki) * d->kw +
+                                      d->kw - 1 - kj]
+                                  : 0.0f;
+            }
+        }
+}
+
+/* ---- im2col forward (strides other than 1) ---- */
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const dj_conv2d_dims *d;
+    const plan *pl;
+    const float *x, *bias, *wpack;
+    float *y, *ws;
+    int ntasks;
+} fwd_job;
+
+static void fwd_task(void *arg, int t)
+{
+    const fwd_job *j = arg;
+    const dj_conv2d_dims *d = j->d;
+    const plan *pl = j->pl;
+    const int MR = j->kd->mr, NR = j->kd->nr, K = pl->K, P = pl->P;
+    float *col = j->ws + (size_t)t * pl->c_col;
+    const long long items = (long long)d->n * pl->c_nchunks;
+    const long long w0 = items * t / j->ntasks, w1 = items * (t + 1) / j->ntasks;
+    for (long long it = w0; it < w1; it++) {
+        const int img = (int)(it / pl->c_nchunks), p0 = (int)(it % pl->c_nchunks) * pl->c_nch;
+        if (p0 >= P)
+            continue;
+        const int np = P - p0 < pl->c_nch ? P - p0 : pl->c_nch;
+        im2col(d, j->x + (size_t)img * d->c * d->h * d->w, 0, K, p0, np, col, pl->c_ld);
+        const int npad = round_up(np, NR);
+        if (npad > np) /* the last panel's spare columns are read: make them 0 */
+            for (int r = 0; r < K; r++)
+                memset(col + (size_t)r * pl->c_ld + np, 0, (size_t)(npad - np) * sizeof(float));
+        float *y = j->y + (size_t)img * d->oc * P + p0;
+        dj__sgemm_macro(j->kd, d->oc, np, K, j->wpack, (size_t)K * MR, col, NR, pl->c_ld, 1.0f,
+                        0.0f, y, P);
+        if (j->bias)
+            for (int o = 0; o < d->oc; o++)
+                add_bias(y + (size_t)o * P, y + (size_t)o * P, np, j->bias[o]);
+    }
+}
+
+void dj__conv2d_forward_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, const float *x,
+                            const float *w, const float *bias, float *y, float *ws)
+{
+    const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
+    assert(kd && ws);
+    plan pl;
+    make_plan(kd, d, &pl);
+    ws = align64(ws);
+    /* W is A: [oc, K] row-major, packed once for every image. */
+    dj__sgemm_pack_a(kd, 0, w, pl.K, d->oc, pl.K, ws);
+    if (pl.implicit_fwd) {
+        run_implicit(pool, kd, &pl.gf, d->n, x, bias, y, ws, ws + pl.f_apack, pl.f_task, pl.f_rows,
+                     pl.f_nchunks, pl.f_ldy);
+        return;
+    }
+    fwd_job j = {kd, d, &pl, x, bias, ws, y, ws + pl.c_wpack, 0};
+    j.ntasks = threads_for(pool, (long long)d->n * pl.c_nchunks);
+    dj_pool_run(pool, fwd_task, &j, j.ntasks);
+}
+
+/* ---- im2col backward data (strides other than 1): GEMM, then col2im ---- */
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const dj_conv2d_dims *d;
+    const plan *pl;
+    const float *dy, *w;
+    float *dx, *ws;
+    int groups; /* channel groups per image */
+    int ntasks;
+} bwd_data_job;
+
+static void bwd_data_task(void *arg, int t)
+{
+    const bwd_data_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const dj_conv2d_dims *d = j->d;
+    const plan *pl = j->pl;
+    const int MR = kd->mr, NR = kd->nr, K = pl->K, P = pl->P, khw = d->kh * d->kw;
+    float *apack = j->ws + (size_t)t * (pl->e_apack + pl->e_bpack + pl->e_dcol);
+    float *bpack = apack + pl->e_apack, *dcol = bpack + pl->e_bpack;
+    const long long items = (long long)d->n * j->groups;
+    const long long w0 = items * t / j->ntasks, w1 = items * (t + 1) / j->ntasks;
+    int packed_group = -1;
+    for (long long it = w0; it < w1; it++) {
+        const int img = (int)(it / j->groups), g = (int)(it % j->groups);
+        const int c0 = (int)((long long)d->c * g / j->groups);
+        const int c1 = (int)((long long)d->c * (g + 1) / j->groups);
+        if (c0 >= c1)
+            continue;
+        const int r0 = c0 * khw, rows = (c1 - c0) * khw;
+        if (g != packed_group) { /* A = W^T rows [r0, r0 + rows): A(r, o) = W[o, r] */
+            dj__sgemm_pack_a(kd, 1, j->w + r0, K, rows, d->oc, apack);
+            packed_group = g;
+        }
+        const size_t plane = (size_t)d->h * d->w;
+        float *dx = j->dx + (size_t)img * d->c * plane;
+        const float *dy = j->dy + (size_t)img * d->oc * P;
+        memset(dx + c0 * plane, 0, (size_t)(c1 - c0) * plane * sizeof(float));
+        for (int p0 = 0; p0 < P; p0 += pl->e_nch) {
+            const int np = P - p0 < pl->e_nch ? P - p0 : pl->e_nch;
+            dj__sgemm_pack_b(kd, 0, dy + p0, P, d->oc, np, bpack, (size_t)d->oc * NR);
+            dj__sgemm_macro(kd, rows, np, d->oc, apack, (size_t)d->oc * MR, bpack,
+                            (size_t)d->oc * NR, NR, 1.0f, 0.0f, dcol, pl->e_nch);
+            col2im(d, dcol, pl->e_nch, r0, r0 + rows, p0, np, dx);
+        }
+    }
+}
+
+void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                  const float *dy, const float *w, float *dx, float *ws)
+{
+    const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
+    assert(kd && ws);
+    plan pl;
+    make_plan(kd, d, &pl);
+    ws = align64(ws);
+    if (pl.implicit_data) {
+        pack_flipped(kd, d, w, ws);
+        run_implicit(pool, kd, &pl.gd, d->n, dy, NULL, dx, ws, ws + pl.d_apack, pl.d_task,
+                     pl.d_rows, pl.d_nchunks, pl.d_ldy);
+        return;
+    }
+    bwd_data_job j = {kd, d, &pl, dy, w, dx, ws, 1, 0};
+    const int T = dj_pool_threads(pool);
+    if (d->n < T) /* too few images for the threads: also split the channels */
+        j.groups = ceil_div(T, d->n) < d->c ? ceil_div(T, d->n) : d->c;
+    j.ntasks = threads_for(pool, (long long)d->n * j.groups);
+    dj_pool_run(pool, bwd_data_task, &j, j.ntasks);
+}
+
+/* ---- backward weight ---- */
+
+/* A row's sum in float: eight running partials, then pairwise. */
+static float row_sum(const float *r, size_t n)
+{
+    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8) {
+        v4f a, b;
+        memcpy(&a, r + q, sizeof a);
+        memcpy(&b, r + q + 4, sizeof b);
+        s0 += a;
+        s1 += b;
+    }
+    const v4f s = s0 + s1;
+    float tail = 0.0f;
+    for (; q < n; q++)
+        tail += r[q];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + tail;
+}
+
+/* dbias[o] (+)= the sum of one image's dy rows o0 .. o1 - 1 (which the
+ * caller has just read, so they are in cache): images add in order. */
+static void add_dbias(const dj_conv2d_dims *d, const float *dy_img, int img, int o0, int o1,
+                      float *dbias)
+{
+    const size_t P = (size_t)d->oh * d->ow;
+    for (int o = o0; o < o1; o++) {
+        const float s = row_sum(dy_img + (size_t)o * P, P);
+        dbias[o] = img == 0 ? s : dbias[o] + s;
+    }
+}
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const dj_conv2d_dims *d;
+    const plan *pl;
+    const float *x, *dy;
+    float *dw, *dbias, *ws;
+    int tm, tn;
+} bwd_weight_job;
+
+/* The stride-1 weight gradient as dW^T (K x oc) = sum over images and
+ * positions q = oy * wp + ox of A(r, q) B(q, o): A(r, q) = xp[q + off[r]],
+ * krow r's window of the padded image, read in place by the micro-kernel;
+ * B(q, o) = dy[o, oy, ox] (0 for the wp - ow columns past each row), packed.
+ * No im2col and no transpose of it. Task t owns a rectangle of krows x
+ * output channels and sums it over every image and k block in order. */
+static void bwd_weight_implicit_task(void *arg, int t)
+{
+    const bwd_weight_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const dj_conv2d_dims *d = j->d;
+    const plan *pl = j->pl;
+    const igeom *g = &pl->gf;
+    const int MR = kd->mr, NR = kd->nr, K = pl->K, P = pl->P, wp = g->wp, ow = d->ow;
+    const int pm = ceil_div(K, MR), pn = ceil_div(d->oc, NR);
+    const int ti = t / j->tn, tj = t % j->tn;
+    const int r0 = pm * ti / j->tm * MR, o0 = pn * tj / j->tn * NR;
+    int r1 = pm * (ti + 1) / j->tm * MR, o1 = pn * (tj + 1) / j->tn * NR;
+    if (r1 > K)
+        r1 = K;
+    if (o1 > d->oc)
+        o1 = d->oc;
+    if (r0 >= r1 || o0 >= o1)
+        return;
+    float *xp = j->ws + (size_t)t * pl->v_task;
+    float *bpack = xp + xp_floats(g, NR), *dwt = bpack + pl->v_bpack;
+    const int ldt = pl->v_ldt;
+    int32_t off[MAX_OFF];
+    make_offsets(g, off);
+    const int nq = d->oh * wp, nkb = dj__sgemm_kblocks(kd, nq);
+    const float *rows[DJ_SGEMM_MAX_NR];
+    const float *arows[DJ_SGEMM_MAX_MR];
+    for (int img = 0; img < d->n; img++) {
+        const float *dy = j->dy + (size_t)img * d->oc * P;
+        pad_copy(g, j->x + (size_t)img * d->c * d->h * d->w, xp, NR);
+        for (int kb = 0; kb < nkb; kb++) {
+            int q0, kc;
+            dj__sgemm_kblock(kd, nq, kb, &q0, &kc);
+            /* B panels: dy rows o0 .. o1 over positions q0 .. q0 + kc */
+            for (int o = o0; o < o1; o += NR) {
+                const int nr = o1 - o < NR ? o1 - o : NR;
+                float *dst = bpack + (size_t)(o - o0) / NR * kc * NR;
+                for (int q = q0; q < q0 + kc;) {
+                    const int oy = q / wp, ox = q % wp;
+                    int len = wp - ox < q0 + kc - q ? wp - ox : q0 + kc - q;
+                    if (ox < ow) {
+                        if (len > ow - ox)
+                            len = ow - ox;
+                        for (int r = 0; r < nr; r++)
+                            rows[r] = dy + (size_t)(o + r) * P + (size_t)oy * ow + ox;
+                        dj__sgemm_pack_b_rows(kd, rows, nr, len, dst + (size_t)(q - q0) * NR);
+                    } else {
+                        memset(dst + (size_t)(q - q0) * NR, 0, (size_t)len * NR * sizeof(float));
+                    }
+                    q += len;
+                }
+            }
+            const float be = img == 0 && kb == 0 ? 0.0f : 1.0f;
+            for (int o = o0; o < o1; o += NR) {
+                const int nr = o1 - o < NR ? o1 - o : NR;
+                const float *b = bpack + (size_t)(o - o0) / NR * kc * NR;
+                for (int r = r0; r < r1; r += MR) {
+                    const int mr = r1 - r < MR ? r1 - r : MR;
+                    for (int i = 0; i < MR; i++)
+                        arows[i] = xp + off[r + (i < mr ? i : 0)] + q0;
+                    kd->ukr_arows(kc, arows, b, dwt + (size_t)(r - r0) * ldt + (o - o0), ldt, mr,
+                                  nr, 1.0f, be);
+                }
+            }
+        }
+        if (j->dbias && r0 == 0) /* the one task of these channels that has krow 0 */
+            add_dbias(d, dy, img, o0, o1, j->dbias);
+    }
+    for (int o = o0; o < o1; o++) /* dW = (dW^T)^T */
+        for (int r = r0; r < r1; r++)
+            j->dw[(size_t)o * K + r] = dwt[(size_t)(r - r0) * ldt + (o - o0)];
+}
+
+/* The weight gradient for other strides: dW (oc x K) += dy . col^T per
+ * image and k block of P, with col from im2col and transposed into B
+ * panels. Task t owns a rectangle of output channels x krows. */
+static void bwd_weight_task(void *arg, int t)
+{
+    const bwd_weight_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const dj_conv2d_dims *d = j->d;
+    const plan *pl = j->pl;
+    const int MR = kd->mr, NR = kd->nr, K = pl->K, P = pl->P;
+    const int pm = ceil_div(d->oc, MR), pn = ceil_div(K, NR);
+    const int ti = t / j->tn, tj = t % j->tn;
+    const int o0 = pm * ti / j->tm * MR, q0 = pn * tj / j->tn * NR;
+    int o1 = pm * (ti + 1) / j->tm * MR, q1 = pn * (tj + 1) / j->tn * NR;
+    if (o1 > d->oc)
+        o1 = d->oc;
+    if (q1 > K)
+        q1 = K;
+    if (o0 >= o1 || q0 >= q1)
+        return;
+    float *apack = j->ws + (size_t)t * (pl->w_apack + pl->w_bpack + pl->w_src);
+    float *bpack = apack + pl->w_apack, *col = bpack + pl->w_bpack;
+    const int nkb = dj__sgemm_kblocks(kd, P);
+    float *dw = j->dw + (size_t)o0 * K + q0;
+    for (int img = 0; img < d->n; img++) {
+        const float *x = j->x + (size_t)img * d->c * d->h * d->w;
+        const float *dy = j->dy + (size_t)img * d->oc * P;
+        for (int kb = 0; kb < nkb; kb++) {
+            int k0, kc;
+            dj__sgemm_kblock(kd, P, kb, &k0, &kc);
+            /* A = dy[o0:o1, k0:k0+kc]; B = col^T: B(p, r) = col[r, p]. */
+            dj__sgemm_pack_a(kd, 0, dy + (size_t)o0 * P + k0, P, o1 - o0, kc, apack);
+            im2col(d, x, q0, q1, k0, kc, col, pl->w_ld);
+            dj__sgemm_pack_b(kd, 1, col, pl->w_ld, kc, q1 - q0, bpack, (size_t)kc * NR);
+            dj__sgemm_macro(kd, o1 - o0, q1 - q0, kc, apack, (size_t)kc * MR, bpack,
+                            (size_t)kc * NR, NR, 1.0f, img == 0 && kb == 0 ? 0.0f : 1.0f, dw, K);
+        }
+        if (j->dbias && q0 == 0) /* the one task of these channels that has krow 0 */
+            add_dbias(d, dy, img, o0, o1, j->dbias);
+    }
+}
+
+void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                    const float *x, const float *dy, float *dw, float *dbias,
+                                    float *ws)
+{
+    const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
+    assert(kd && ws);
+    plan pl;
+    make_plan(kd, d, &pl);
+    bwd_weight_job j = {kd, d, &pl, x, dy, dw, dbias, align64(ws), 1, 1};
+    if (pl.implicit_fwd) {
+        /* Each thread packs B for its output channels and copies the padded
+         * image for its krows; on a tie, split the side whose repeated work
+         * (a copy of dy or of x) is the larger. */
+        const int pm = ceil_div(pl.K, kd->mr), pn = ceil_div(d->oc, kd->nr);
+        dj__sgemm_grid(pm, pn, threads_for(pool, (long long)pm * pn), d->oc > d->c, &j.tm, &j.tn);
+        dj_pool_run(pool, bwd_weight_implicit_task, &j, j.tm * j.tn);
+        return;
+    }
+    /* Splitting dW's columns (krows) gives each thread its own B panels;
+     * splitting its rows would pack the same B in every thread. */
+    const int pm = ceil_div(d->oc, kd->mr), pn = ceil_div(pl.K, kd->nr);
+    dj__sgemm_grid(pm, pn, threads_for(pool, (long long)pm * pn), 1, &j.tm, &j.tn);
+    dj_pool_run(pool, bwd_weight_task, &j, j.tm * j.tn);
+}
+
+/* ---- the public entry points: the best ISA ---- */
+
+void dj_conv2d_forward(dj_pool *pool, const dj_conv2d_dims *d, const float *x, const float *w,
+                       const float *bias, float *y, float *ws)
+{
+    dj__conv2d_forward_isa(DJ_ISA_AUTO, pool, d, x, w, bias, y, ws);
+}
+
+void dj_conv2d_backward_data(dj_pool *pool, const dj_conv2d_dims *d, const float *dy,
+                             const float *w, float *dx, float *ws)
+{
+    dj__conv2d_backward_data_isa(DJ_ISA_AUTO, pool, d, dy, w, dx, ws);
+}
+
+void dj_conv2d_backward_weight(dj_pool *pool, const dj_conv2d_dims *d, const float *x,
+                               const float *dy, float *dw, float *dbias, float *ws)
+{
+    dj__conv2d_backward_weight_isa(DJ_ISA_AUTO, pool, d, x, dy, dw, dbias, ws);
+}

@@ -1,0 +1,150 @@
+/* gemm_internal.h - the pieces of the float32 GEMM that the convolution
+ * kernels and the tests share: the per-ISA micro-kernel table, the packing
+ * routines, the macro-kernel over packed panels, and entry points that force
+ * one instruction set (so that tests compare every path the CPU runs with
+ * the reference).
+ *
+ * Packed formats (BLIS style). An "A panel" holds MR rows of op(A) for a run
+ * of k: element (i, p) at a[p * MR + i]; rows past the matrix are zero. A "B
+ * panel" holds NR columns of op(B): element (p, j) at b[p * bs + j], where
+ * the row stride bs is NR for a packed panel, or the leading dimension of a
+ * row-major matrix that the micro-kernel reads in place (the convolution's
+ * im2col buffer). Panels of one operand follow each other at a fixed panel
+ * stride.
+ *
+ * Summation order. Each element of C is the sum over k split into blocks by
+ * dj__sgemm_kblock() (a function of K and the ISA only); within a block the
+ * micro-kernel accumulates in k order in one register lane per element (FMA
+ * on AVX2/AVX-512), and the blocks are added to C in order. So the bits of a
+ * result never depend on the thread count, on how C is tiled among threads,
+ * or on where the micro-kernel's operands come from (packed, in place). */
+#ifndef DOJO_GEMM_INTERNAL_H
+#define DOJO_GEMM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dojo/cpu.h"
+#include "dojo/kernels.h"
+
+/* The largest micro-tile of any ISA (for stack buffers). */
+#define DJ_SGEMM_MAX_MR 8
+#define DJ_SGEMM_MAX_NR 32
+/* Alignment of packed buffers in bytes. */
+#define DJ_SGEMM_ALIGN 64
+
+/* C[i, j] = alpha * sum_{p < k} a[p * MR + i] * b[p * bs + j] + beta * C[i, j]
+ * for i < m <= MR, j < n <= NR (C row-major with ldc). beta == 0: C is not
+ * read. All MR x NR lanes of a and b must be readable; lanes past m, n are
+ * computed and dropped. k may be 0. */
+typedef void (*dj__sgemm_ukr_fn)(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                                 ptrdiff_t ldc, int m, int n, float alpha, float beta);
+
+/* The same with B row p at b + off[p] (an offset table): the convolution's
+ * implicit im2col, where row p is a shifted window of a padded image. */
+typedef void (*dj__sgemm_ukr_ofs_fn)(int k, const float *a, const float *b, const int32_t *off,
+                                     float *c, ptrdiff_t ldc, int m, int n, float alpha,
+                                     float beta);
+
+/* The same with packed B (row stride NR) and A row i read in place at
+ * arows[i][0 .. k): the convolution's weight gradient, whose A rows are
+ * windows of a padded image. All MR pointers must be readable for k floats
+ * (rows past m may repeat row 0). */
+typedef void (*dj__sgemm_ukr_arows_fn)(int k, const float *const *arows, const float *b, float *c,
+                                       ptrdiff_t ldc, int m, int n, float alpha, float beta);
+
+typedef struct {
+    dj_isa isa;
+    int mr, nr;     /* micro-tile */
+    int mc, kc, nc; /* cache blocks: mc a multiple of mr, nc of nr; kc the largest k block */
+    dj__sgemm_ukr_fn ukr;
+    dj__sgemm_ukr_ofs_fn ukr_ofs;
+    dj__sgemm_ukr_arows_fn ukr_arows;
+    /* dj__sgemm_pack_b_rows for this ISA's NR, or NULL for the portable one */
+    void (*pack_b_rows)(const float *const *rows, int nr, int k, float *dst);
+} dj__sgemm_kernel;
+
+/* The kernel table of an ISA (DJ_ISA_AUTO: the best this CPU runs); NULL if
+ * the CPU cannot run it or it is not built in. */
+const dj__sgemm_kernel *dj__sgemm_kernel_for(dj_isa isa);
+
+void dj__sgemm_ukr_generic(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                           ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_ofs_generic(int k, const float *a, const float *b, const int32_t *off, float *c,
+                               ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_arows_generic(int k, const float *const *arows, const float *b, float *c,
+                                 ptrdiff_t ldc, int m, int n, float alpha, float beta);
+#ifdef DOJO_X86
+void dj__sgemm_ukr_avx2(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                        ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_ofs_avx2(int k, const float *a, const float *b, const int32_t *off, float *c,
+                            ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_arows_avx2(int k, const float *const *arows, const float *b, float *c,
+                              ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *dst);
+void dj__sgemm_ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                          ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_ofs_avx512(int k, const float *a, const float *b, const int32_t *off, float *c,
+                              ptrdiff_t ldc, int m, int n, float alpha, float beta);
+void dj__sgemm_ukr_arows_avx512(int k, const float *const *arows, const float *b, float *c,
+                                ptrdiff_t ldc, int m, int n, float alpha, float beta);
+#endif
+
+/* The k blocks: K splits into dj__sgemm_kblocks() nearly equal blocks of at
+ * most kd->kc; block b is [k0, k0 + kc). */
+int dj__sgemm_kblocks(const dj__sgemm_kernel *kd, int K);
+void dj__sgemm_kblock(const dj__sgemm_kernel *kd, int K, int b, int *k0, int *kc);
+
+/* Packs the m x k block of op(A) whose top-left element is at A (op(A)(i, p)
+ * = A[i * lda + p], or A[p * lda + i] if trans) into ceil(m / MR) A panels at
+ * dst, panel stride k * MR. */
+void dj__sgemm_pack_a(const dj__sgemm_kernel *kd, int trans, const float *A, ptrdiff_t lda, int m,
+                      int k, float *dst);
+/* Packs the k x n block of op(B) at B (op(B)(p, j) = B[p * ldb + j], or
+ * B[j * ldb + p] if trans) into ceil(n / NR) B panels at dst, panel stride
+ * ps (>= k * NR), row stride NR. */
+void dj__sgemm_pack_b(const dj__sgemm_kernel *kd, int trans, const float *B, ptrdiff_t ldb, int k,
+                      int n, float *dst, size_t ps);
+
+/* Packs k rows of one B panel (row stride NR) from nr <= NR source columns:
+ * column j of the panel is rows[j][0 .. k), lanes past nr are zero. */
+void dj__sgemm_pack_b_rows(const dj__sgemm_kernel *kd, const float *const *rows, int nr, int k,
+                           float *dst);
+
+/* C (m x n) = alpha * A * B + beta * C over A panels at pa (panel stride
+ * a_ps) and B panels at pb (panel stride b_ps, row stride bs), k split into
+ * the k blocks above (A panel rows advance by MR, B rows by bs). */
+void dj__sgemm_macro(const dj__sgemm_kernel *kd, int m, int n, int k, const float *pa, size_t a_ps,
+                     const float *pb, size_t b_ps, ptrdiff_t bs, float alpha, float beta, float *c,
+                     ptrdiff_t ldc);
+
+/* A tm x tn grid of C rectangles for T threads (tm * tn = T) over pm row
+ * panels and pn column panels: the least work in the largest rectangle; ties
+ * go to more row blocks, or to more column blocks if prefer_cols. */
+void dj__sgemm_grid(int pm, int pn, int T, int prefer_cols, int *tm, int *tn);
+
+/* The macro-kernel with B rows through an offset table: B panel jp's row p
+ * is at pb + jp * NR + off[p] (pb + j + off[p] for column j). */
+void dj__sgemm_macro_ofs(const dj__sgemm_kernel *kd, int m, int n, int k, const float *pa,
+                         size_t a_ps, const float *pb, const int32_t *off, float alpha, float beta,
+                         float *c, ptrdiff_t ldc);
+
+/* dj_sgemm_ws on one ISA (DJ_ISA_AUTO: the best). The ISA must be
+ * supported; ws may be NULL (then it allocates). */
+void dj__sgemm_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc, float *ws);
+
+/* The convolution kernels on one ISA; the workspace they need. The public
+ * dj_conv2d_workspace() is the largest of these over every ISA the CPU runs,
+ * so one workspace serves any of them. */
+size_t dj__conv2d_workspace_isa(dj_isa isa, const dj_conv2d_dims *d, int nthreads);
+void dj__conv2d_forward_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, const float *x,
+                            const float *w, const float *bias, float *y, float *ws);
+void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                  const float *dy, const float *w, float *dx, float *ws);
+void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                    const float *x, const float *dy, float *dw, float *dbias,
+                                    float *ws);
+
+#endif

@@ -1,0 +1,234 @@
+/* pool2d.c - max, average and global-average pooling, forward and backward,
+ * with PyTorch's semantics (MaxPool2d, AvgPool2d with count_include_pad,
+ * AdaptiveAvgPool2d((1, 1))), floor mode.
+ *
+ * These are memory-bound loops, so one implementation serves as both the
+ * fast path and the reference: each (n, c) plane is independent, planes are
+ * shared out among the threads, and within a plane every output is computed
+ * in scan order. A backward pass zeroes its plane of dx and then adds each
+ * output's gradient in output scan order, so overlapping windows sum in a
+ * fixed order: the results do not depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "dojo/kernels.h"
+
+/* Planes of less work than this (in input elements, in all) stay on the
+ * calling thread. */
+#define MIN_PARALLEL 32768
+
+dj_status dj_pool2d_dims_init(dj_pool2d_dims *d, int n, int c, int h, int w, int kh, int kw,
+                              int stride_h, int stride_w, int pad_h, int pad_w)
+{
+    if (n < 1 || c < 1 || h < 1 || w < 1 || kh < 1 || kw < 1 || stride_h < 1 || stride_w < 1 ||
+        pad_h < 0 || pad_w < 0)
+        return DJ_ERR_ARG;
+    /* PyTorch: padding at most half the kernel, so no window is all padding. */
+    if (2LL * pad_h > kh || 2LL * pad_w > kw)
+        return DJ_ERR_ARG;
+    const long long hp = (long long)h + 2LL * pad_h, wp = (long long)w + 2LL * pad_w;
+    if (hp < kh || wp < kw || (long long)h * w > 0x7fffffffLL)
+        return DJ_ERR_ARG;
+    *d = (dj_pool2d_dims){n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w,
+                          (int)((hp - kh) / stride_h + 1), (int)((wp - kw) / stride_w + 1)};
+    return DJ_OK;
+}
+
+static dj_pool *pool_for(dj_pool *pool, size_t work)
+{
+    return work < MIN_PARALLEL ? NULL : pool;
+}
+
+/* The window of output (oy, ox) clipped to the image: rows [*y0, *y1),
+ * columns [*x0, *x1); *count is the unclipped size within the padded image
+ * (the count_include_pad divisor). */
+static void window(const dj_pool2d_dims *d, int oy, int ox, int *y0, int *y1, int *x0, int *x1,
+                   int *count)
+{
+    int hs = oy * d->stride_h - d->pad_h, ws = ox * d->stride_w - d->pad_w;
+    int he = hs + d->kh, we = ws + d->kw;
+    if (he > d->h + d->pad_h)
+        he = d->h + d->pad_h;
+    if (we > d->w + d->pad_w)
+        we = d->w + d->pad_w;
+    *count = (he - hs) * (we - ws);
+    *y0 = hs < 0 ? 0 : hs;
+    *x0 = ws < 0 ? 0 : ws;
+    *y1 = he > d->h ? d->h : he;
+    *x1 = we > d->w ? d->w : we;
+}
+
+typedef struct {
+    const dj_pool2d_dims *d;
+    const float *in;
+    float *out;
+    const int32_t *argmax_in;
+    int32_t *argmax_out;
+} pool_job;
+
+/* ---- max pooling ---- */
+
+static void max_fwd_range(void *arg, size_t begin, size_t end)
+{
+    const pool_job *j = arg;
+    const dj_pool2d_dims *d = j->d;
+    const size_t in_plane = (size_t)d->h * d->w, out_plane = (size_t)d->oh * d->ow;
+    for (size_t pl = begin; pl < end; pl++) {
+        const float *x = j->in + pl * in_plane;
+        float *y = j->out + pl * out_plane;
+        int32_t *am = j->argmax_out + pl * out_plane;
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1, count;
+                window(d, oy, ox, &y0, &y1, &x0, &x1, &count);
+                /* PyTorch's rule: a strictly greater value or a NaN takes
+                 * over, so ties keep the first in scan order and a NaN
+                 * propagates. */
+                float best = -INFINITY;
+                int32_t at = y0 * d->w + x0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        const float v = x[iy * d->w + ix];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            at = iy * d->w + ix;
+                        }
+                    }
+                y[oy * d->ow + ox] = best;
+                am[oy * d->ow + ox] = at;
+            }
+    }
+}
+
+void dj_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
+                          int32_t *argmax)
+{
+    pool_job j = {d, x, y, NULL, argmax};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_fwd_range, &j);
+}
+
+static void max_bwd_range(void *arg, size_t begin, size_t end)
+{
+    const pool_job *j = arg;
+    const dj_pool2d_dims *d = j->d;
+    const size_t in_plane = (size_t)d->h * d->w, out_plane = (size_t)d->oh * d->ow;
+    for (size_t pl = begin; pl < end; pl++) {
+        const float *dy = j->in + pl * out_plane;
+        const int32_t *am = j->argmax_in + pl * out_plane;
+        float *dx = j->out + pl * in_plane;
+        memset(dx, 0, in_plane * sizeof *dx);
+        for (size_t i = 0; i < out_plane; i++)
+            dx[am[i]] += dy[i];
+    }
+}
+
+void dj_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *dy,
+                           const int32_t *argmax, float *dx)
+{
+    pool_job j = {d, dy, dx, argmax, NULL};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_bwd_range, &j);
+}
+
+/* ---- average pooling ---- */
+
+static void avg_fwd_range(void *arg, size_t begin, size_t end)
+{
+    const pool_job *j = arg;
+    const dj_pool2d_dims *d = j->d;
+    const size_t in_plane = (size_t)d->h * d->w, out_plane = (size_t)d->oh * d->ow;
+    for (size_t pl = begin; pl < end; pl++) {
+        const float *x = j->in + pl * in_plane;
+        float *y = j->out + pl * out_plane;
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1, count;
+                window(d, oy, ox, &y0, &y1, &x0, &x1, &count);
+                float s = 0.0f;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        s += x[iy * d->w + ix];
+                y[oy * d->ow + ox] = s / (float)count;
+            }
+    }
+}
+
+void dj_avgpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y)
+{
+    pool_job j = {d, x, y, NULL, NULL};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_fwd_range, &j);
+}
+
+static void avg_bwd_range(void *arg, size_t begin, size_t end)
+{
+    const pool_job *j = arg;
+    const dj_pool2d_dims *d = j->d;
+    const size_t in_plane = (size_t)d->h * d->w, out_plane = (size_t)d->oh * d->ow;
+    for (size_t pl = begin; pl < end; pl++) {
+        const float *dy = j->in + pl * out_plane;
+        float *dx = j->out + pl * in_plane;
+        memset(dx, 0, in_plane * sizeof *dx);
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1, count;
+                window(d, oy, ox, &y0, &y1, &x0, &x1, &count);
+                const float g = dy[oy * d->ow + ox] / (float)count;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        dx[iy * d->w + ix] += g;
+            }
+    }
+}
+
+void dj_avgpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *dy, float *dx)
+{
+    pool_job j = {d, dy, dx, NULL, NULL};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_bwd_range, &j);
+}
+
+/* ---- global average pooling ---- */
+
+typedef struct {
+    size_t hw;
+    const float *in;
+    float *out;
+} global_job;
+
+static void global_fwd_range(void *arg, size_t begin, size_t end)
+{
+    const global_job *j = arg;
+    for (size_t p = begin; p < end; p++) {
+        const float *x = j->in + p * j->hw;
+        double s = 0.0;
+        for (size_t i = 0; i < j->hw; i++)
+            s += x[i];
+        j->out[p] = (float)(s / (double)j->hw);
+    }
+}
+
+void dj_global_avgpool_forward(dj_pool *pool, size_t planes, size_t hw, const float *x, float *y)
+{
+    global_job j = {hw, x, y};
+    dj_parallel_for(pool_for(pool, planes * hw), planes, global_fwd_range, &j);
+}
+
+static void global_bwd_range(void *arg, size_t begin, size_t end)
+{
+    const global_job *j = arg;
+    for (size_t p = begin; p < end; p++) {
+        const float g = (float)((double)j->in[p] / (double)j->hw);
+        float *dx = j->out + p * j->hw;
+        for (size_t i = 0; i < j->hw; i++)
+            dx[i] = g;
+    }
+}
+
+void dj_global_avgpool_backward(dj_pool *pool, size_t planes, size_t hw, const float *dy,
+                                float *dx)
+{
+    global_job j = {hw, dy, dx};
+    dj_parallel_for(pool_for(pool, planes * hw), planes, global_bwd_range, &j);
+}
