@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 WERROR ?= OFF
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all setup build test asan run bench exhaustive fuzz clean
+.PHONY: all setup build test asan run bench exhaustive clean
 
 all: build
 
@@ -18,16 +18,19 @@ build: setup
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
+	@bash tools/setup.sh dataset-fashion-mnist
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 asan:
 	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DDOJO_SANITIZE=ON $(CMAKE_FLAGS)"
 
-# The main job on the bundled default data (until training exists: the
-# CFloat8 1-4-3 code table at its default bias, then the format summary).
+# The main job: train the classic CNN on Fashion-MNIST (Debian's
+# dataset-fashion-mnist, installed if missing), 5 epochs with the model's
+# defaults, into runs/fmnist-cnn/. MODEL=... picks another spec.
+MODEL ?= models/fmnist-cnn.json
 run: build
-	./$(BUILD_DIR)/dojo cfloat info --format cfloat8_1_4_3
-	./$(BUILD_DIR)/dojo cfloat table --format cfloat8_1_4_3 --bias 7
+	@bash tools/setup.sh dataset-fashion-mnist
+	./$(BUILD_DIR)/dojo train --model $(MODEL)
 
 bench: build
 	./$(BUILD_DIR)/dojo bench cfloat
