@@ -158,8 +158,8 @@ static inline __attribute__((always_inline)) vu enc_vec(const dj_cvt_params *p, 
      * larger s is a hard lane). */
     const vi I = (vi)((rnd >> 1) >> (31u - sc));
     vu up;
-    if (sr)
-        up = MASK(I < rem);
+    if (sr) /* s > 31: rounds down unless the leading random bits are all zero (hard) */
+        up = MASK(I < rem) & MASK(s <= 31);
     else
         up = MASK(rem > half) | (MASK(rem == half) & MASK((k & 1u) != 0));
     const vu kd = k + (up & ones);
@@ -215,7 +215,12 @@ static inline __attribute__((always_inline)) vu enc_vec(const dj_cvt_params *p, 
     *flags_out = fl;
     vu hard = subm;
     if (sr && !p->flush)
-        hard |= finite & ~normm & (MASK(s > 31) | (gapm & gap_hard));
+    {
+        /* s > 31: up needs the leading s - 24 random bits zero (A < 2^24);
+         * any of the first min(s - 24, 32) set decides "down" here. */
+        const vu lead_shift = 32u - (vu)vclamp(s - 24, 8, 32);
+        hard |= finite & ~normm & ((MASK(s > 31) & MASK((rnd >> lead_shift) == 0u)) | (gapm & gap_hard));
+    }
     *hard_out = hard;
     return code;
 }
@@ -231,8 +236,10 @@ static inline int enc_is_hard(const dj_cvt_params *p, uint32_t u, int sr, uint32
     if (p->is_unsigned && (u >> 31))
         return 0;
     const int32_t s = p->qd_exp - ((int32_t)(a >> 23) - 150);
-    if (s > 31)
-        return 1;
+    if (s > 31) { /* see enc_vec: hard only if the leading random bits are all zero */
+        const int32_t lead = s - 24 > 32 ? 32 : s - 24;
+        return (lead == 32 ? rnd0 : rnd0 >> (32 - lead)) == 0;
+    }
     if (!p->tesla_gap || a < p->gap_lo_bits)
         return 0;
     /* In the gap: hard when the first s random bits do not decide. */
@@ -269,16 +276,41 @@ static inline uint32_t load1_bf16(const void *x, size_t i)
 typedef uint32_t elem_f32_t;
 typedef uint16_t elem_bf16_t;
 
+/* Narrowing stores. Codes fit their width, so unsigned-saturating packs are
+ * exact; GCC's generic vector narrowing goes through scalar extracts. */
 static inline void store_u8(uint8_t *out, vu c)
 {
+#if defined(__AVX512F__)
+    __m512i v;
+    memcpy(&v, &c, sizeof v);
+    _mm_storeu_si128((__m128i *)(void *)out, _mm512_cvtepi32_epi8(v));
+#elif defined(__AVX2__)
+    __m256i v;
+    memcpy(&v, &c, sizeof v);
+    __m256i w = _mm256_packus_epi16(_mm256_packus_epi32(v, v), v); /* bytes 0-3 | 16-19 */
+    w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+    _mm_storel_epi64((__m128i *)(void *)out, _mm256_castsi256_si128(w));
+#else
     vu8 b = __builtin_convertvector(c, vu8);
     memcpy(out, &b, sizeof b);
+#endif
 }
 
 static inline void store_u16(uint16_t *out, vu c)
 {
+#if defined(__AVX512F__)
+    __m512i v;
+    memcpy(&v, &c, sizeof v);
+    _mm256_storeu_si256((__m256i *)(void *)out, _mm512_cvtepi32_epi16(v));
+#elif defined(__AVX2__)
+    __m256i v;
+    memcpy(&v, &c, sizeof v);
+    __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08); /* qwords 0, 2 */
+    _mm_storeu_si128((__m128i *)(void *)out, _mm256_castsi256_si128(w));
+#else
     vu16 h = __builtin_convertvector(c, vu16);
     memcpy(out, &h, sizeof h);
+#endif
 }
 
 /* One specialised loop per (input type, code width, rounding mode): blocks of
