@@ -138,6 +138,15 @@ dj_status dj_cf_encode_array_isa(dj_isa isa, dj_format f, int bias, const float 
 dj_status dj_cf_decode_array_isa(dj_isa isa, dj_format f, int bias, const void *in, float *out,
                                  size_t n, unsigned *flags);
 
+/* The decode table of an 8-bit format for the kernels' 8-bit operands
+ * (dj_opd_u8 in kernels.h): lut[code] = the value of each of the 256 codes
+ * of an 8-bit format at `bias` (NaN codes give a quiet NaN with the code's
+ * sign, Inf codes +-inf), times 2^-scale_exp (one rounding to float32, so
+ * exact unless the product leaves float32's range). f must be an 8-bit
+ * format and `bias` allowed for it (OCP E4M3/E5M2: their fixed bias, with
+ * the tensor's power-of-two scale in scale_exp; CFloat8: scale_exp 0). */
+void dj_cf_decode_lut8(dj_format f, int bias, int scale_exp, float lut[256]);
+
 /* bfloat16 <-> CFloat8 (the standard requires both directions). bf16 input
  * is widened exactly to float32 and encoded, so results equal the float32
  * path; CFloat8 -> bf16 is exact (every CFloat8 value is a bf16 value). */

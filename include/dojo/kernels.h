@@ -1,7 +1,8 @@
-/* kernels.h - the math of training, float32 (the 8-bit operand paths come
- * with the precision issue). Every kernel has a plain reference version
- * (suffix _ref: simple loops, single-threaded, written for obviousness) that
- * the tests compare the fast version with.
+/* kernels.h - the math of training in float32; GEMM and convolution also
+ * read bfloat16 and 8-bit operands directly (dj_opd, decoded while
+ * packing). Every kernel has a plain reference version (suffix _ref: simple
+ * loops, single-threaded, written for obviousness) that the tests compare
+ * the fast version with.
  *
  * Conventions: row-major; images NCHW; conv weights OIHW; linear weights
  * [out, in]. Backward kernels OVERWRITE their outputs (dx, dw, ...), they do
@@ -33,6 +34,44 @@ void dj_sgemm_ws(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, f
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                  float *ws);
 
+/* ---- GEMM and convolution on low-precision operands ----
+ *
+ * An operand of a GEMM or convolution: float32, bfloat16 bits, or 8-bit codes
+ * of any 8-bit format decoded through a 256-entry table (the table folds in
+ * the format, its exponent bias or power-of-two scale).
+ *
+ * The contract. Element i of an operand has the value
+ *   DJ_OPD_F32   ((const float *)p)[i]
+ *   DJ_OPD_BF16  dj_bf16_to_f32(((const uint16_t *)p)[i])   (exact: a 16-bit shift)
+ *   DJ_OPD_U8    lut[((const uint8_t *)p)[i]]                 (the float's bits, as stored)
+ * and the _q kernels are exactly the float32 kernels (dj_sgemm_ws,
+ * dj_conv2d_*) applied to those values: the same packing layout, the same
+ * micro-kernels and summation order, accumulation in float32. Their results
+ * are bit-identical to the float32 kernel run on an array holding the
+ * decoded values, for any thread count. Decoding happens while packing: into
+ * the packed A/B panels, the im2col chunks and the zero-padded per-image copy
+ * of the implicit convolution, never into a float copy of a whole operand.
+ * Leading dimensions and offsets count elements, not bytes. A lut may hold
+ * any floats (NaN, Inf included: they propagate as in float32); build one
+ * for a dj_format with dj_cf_decode_lut8() (cfloat.h). */
+typedef enum { DJ_OPD_F32 = 0, DJ_OPD_BF16, DJ_OPD_U8 } dj_opd_kind;
+typedef struct {
+    dj_opd_kind kind;
+    const void *p;     /* const float *, const uint16_t * (bf16 bits) or const uint8_t * */
+    const float *lut;  /* DJ_OPD_U8: lut[code] = value (256 floats); else NULL */
+} dj_opd;
+static inline dj_opd dj_opd_f32(const float *p) { dj_opd o = {DJ_OPD_F32, p, NULL}; return o; }
+static inline dj_opd dj_opd_bf16(const uint16_t *p) { dj_opd o = {DJ_OPD_BF16, p, NULL}; return o; }
+static inline dj_opd dj_opd_u8(const uint8_t *p, const float *lut) { dj_opd o = {DJ_OPD_U8, p, lut}; return o; }
+
+/* dj_sgemm_ws with operands of any kind (C stays float32). ws holds
+ * dj_gemm_q_workspace(M, N, K, nthreads) floats (which serves every kind
+ * and equals dj_sgemm_workspace), or is NULL: then the packing buffers are
+ * allocated as dj_sgemm does. */
+size_t dj_gemm_q_workspace(int M, int N, int K, int nthreads); /* floats */
+void dj_gemm_q(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+               dj_opd A, int lda, dj_opd B, int ldb, float beta, float *C, int ldc, float *ws);
+
 /* ---- 2-D convolution (PyTorch Conv2d, groups = 1, dilation = 1) ---- */
 typedef struct {
     int n, c, h, w;         /* input */
@@ -57,6 +96,17 @@ void dj_conv2d_backward_data(dj_pool *pool, const dj_conv2d_dims *d, const float
 /* dw = sum over batch of dy (x) x; dbias = sum of dy (dbias may be NULL). */
 void dj_conv2d_backward_weight(dj_pool *pool, const dj_conv2d_dims *d, const float *x,
                                const float *dy, float *dw, float *dbias, float *ws);
+
+/* The convolutions with operands of any kind (bias, outputs and gradients
+ * stay float32; see the contract above). ws holds dj_conv2d_q_workspace()
+ * floats, which serves every kind (it equals dj_conv2d_workspace). */
+size_t dj_conv2d_q_workspace(const dj_conv2d_dims *d, int nthreads); /* floats */
+void dj_conv2d_forward_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd x, dj_opd w,
+                         const float *bias, float *y, float *ws);
+void dj_conv2d_backward_data_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd dy, dj_opd w,
+                               float *dx, float *ws);
+void dj_conv2d_backward_weight_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd x, dj_opd dy,
+                                 float *dw, float *dbias, float *ws);
 
 void dj_conv2d_forward_ref(const dj_conv2d_dims *d, const float *x, const float *w,
                            const float *bias, float *y);

@@ -3,6 +3,7 @@
  * Adding an 8-bit format means adding a row here; the conversion code reads
  * only the descriptor. The denormal scale (Tesla's 2^-bias against IEEE's
  * 2^(1-bias)) is decided in exactly one function, dj_format_denorm_exp(). */
+#include <assert.h>
 #include <math.h>
 #include <strings.h>
 
@@ -158,4 +159,17 @@ dj_status dj_cf_bias_for_amax(dj_format f, float amax, int margin, int *bias)
     }
     *bias = d->bias_min;
     return DJ_ERR_RANGE;
+}
+
+void dj_cf_decode_lut8(dj_format f, int bias, int scale_exp, float lut[256])
+{
+    const dj_format_desc *d = dj_format_desc_of(f);
+    assert(d && d->bits == 8 && dj_format_bias_ok(f, bias));
+    if (!d || d->bits != 8)
+        return;
+    for (uint32_t code = 0; code < 256; code++) {
+        unsigned flags = 0;
+        const float v = dj_cf_decode(f, bias, code, &flags); /* exact; NaN is quiet */
+        lut[code] = isnan(v) ? v : ldexpf(v, -scale_exp);
+    }
 }

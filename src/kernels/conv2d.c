@@ -25,7 +25,13 @@
  *
  * Nothing is allocated: every buffer lives in the caller's workspace, whose
  * size dj_conv2d_workspace() gives (the largest need of the three kernels on
- * every ISA the CPU runs). */
+ * every ISA the CPU runs).
+ *
+ * Operands of other kinds (dj_opd: bf16, 8-bit codes through a table) are
+ * decoded where the float32 kernels copy them anyway: into the padded image
+ * copy, the im2col chunks and the packed A/B panels (the GEMM's _q packing
+ * routines). Everything after that is the float32 code, so the results are
+ * bit-identical to it on the decoded values, in the same workspace. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -83,6 +89,17 @@ dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int
     return DJ_OK;
 }
 
+/* ---- reading operands of any kind ---- */
+
+/* dst[i] = element at + i of src, i < n. */
+static inline void copy_run(const dj__sgemm_kernel *kd, dj_opd src, size_t at, int n, float *dst)
+{
+    if (src.kind == DJ_OPD_F32)
+        memcpy(dst, (const float *)src.p + at, (size_t)n * sizeof(float));
+    else
+        kd->decode(dj__opd_at(src, (ptrdiff_t)at), n, dst);
+}
+
 /* ---- im2col / col2im over a range of krows and a run of P ---- */
 
 /* For krow (ki, kj): the output columns ox in [*lo, *hi) whose input column
@@ -104,13 +121,13 @@ static void valid_cols(const dj_conv2d_dims *d, int kj, int *lo, int *hi)
 /* col[r - r0][q] = x(c, oy * sh - ph + ki, ox * sw - pw + kj) (0 in the
  * padding) for krows r in [r0, r1) and positions p0 + q, q < np, of one
  * image x; rows of col have stride ld. */
-static void im2col(const dj_conv2d_dims *d, const float *x, int r0, int r1, int p0, int np,
-                   float *col, ptrdiff_t ld)
+static void im2col(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd x, int r0, int r1,
+                   int p0, int np, float *col, ptrdiff_t ld)
 {
     const int khw = d->kh * d->kw, ow = d->ow, sw = d->stride_w;
     for (int r = r0; r < r1; r++) {
         const int ch = r / khw, ki = r % khw / d->kw, kj = r % d->kw;
-        const float *xc = x + (size_t)ch * d->h * d->w;
+        const size_t xc = (size_t)ch * d->h * d->w; /* the channel's first element */
         float *dst = col + (r - r0) * ld;
         int lo, hi;
         valid_cols(d, kj, &lo, &hi);
@@ -126,15 +143,21 @@ static void im2col(const dj_conv2d_dims *d, const float *x, int r0, int r1, int 
                 int b = hi < ox + seg ? hi : ox + seg;
                 if (b < a)
                     b = a;
-                const float *xr = xc + (size_t)iy * d->w;
+                const size_t xr = xc + (size_t)iy * d->w;
                 const int ix0 = kj - d->pad_w; /* input column of t: t * sw + ix0 */
                 for (int t = ox; t < a; t++)
                     o[t - ox] = 0.0f;
-                if (sw == 1 && b > a)
-                    memcpy(o + (a - ox), xr + (a + ix0), (size_t)(b - a) * sizeof(float));
-                else
+                if (sw == 1 && b > a) {
+                    copy_run(kd, x, xr + (size_t)(a + ix0), b - a, o + (a - ox));
+                } else if (x.kind == DJ_OPD_F32) {
+                    const float *xf = (const float *)x.p + xr;
                     for (int t = a; t < b; t++)
-                        o[t - ox] = xr[t * sw + ix0];
+                        o[t - ox] = xf[t * sw + ix0];
+                } else {
+                    const dj_opd xq = dj__opd_at(x, (ptrdiff_t)xr);
+                    for (int t = a; t < b; t++)
+                        o[t - ox] = dj__opd_get(xq, t * sw + ix0);
+                }
                 for (int t = b; t < ox + seg; t++)
                     o[t - ox] = 0.0f;
             }
@@ -245,8 +268,9 @@ static void make_offsets(const igeom *g, int32_t *off)
 
 /* xp = one source image (cin x h x w) zero-padded to cin x hp x wp, and
  * the slack after it zeroed. */
-static void pad_copy(const igeom *g, const float *src, float *xp, int NR)
+static void pad_copy(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, float *xp)
 {
+    const int NR = kd->nr;
     const int j0 = g->left > 0 ? g->left : 0;
     int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
     if (j1 < j0)
@@ -259,9 +283,9 @@ static void pad_copy(const igeom *g, const float *src, float *xp, int NR)
                 memset(row, 0, (size_t)g->wp * sizeof(float));
                 continue;
             }
-            const float *s = src + ((size_t)ci * g->h + si) * g->w;
+            const size_t s = ((size_t)ci * g->h + si) * g->w;
             memset(row, 0, (size_t)j0 * sizeof(float));
-            memcpy(row + j0, s + (j0 - g->left), (size_t)(j1 - j0) * sizeof(float));
+            copy_run(kd, src, s + (size_t)(j0 - g->left), j1 - j0, row + j0);
             memset(row + j1, 0, (size_t)(g->wp - j1) * sizeof(float));
         }
     const size_t used = (size_t)g->cin * g->hp * g->wp;
@@ -425,7 +449,7 @@ typedef struct {
     const dj__sgemm_kernel *kd;
     const igeom *g;
     int n;                /* images */
-    const float *src;     /* n x cin x h x w */
+    dj_opd src;           /* n x cin x h x w */
     const float *bias;    /* cout, or NULL */
     float *dst;           /* n x cout x oh x ow */
     const float *apack;   /* weights: A panels of cout rows, k in (ci, ki, kj) order */
@@ -452,7 +476,7 @@ static void ifwd_task(void *arg, int t)
             continue;
         const int rows = g->oh - r0 < j->rows_c ? g->oh - r0 : j->rows_c;
         if (img != have) {
-            pad_copy(g, j->src + img * src_img, xp, NR);
+            pad_copy(j->kd, g, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), xp);
             have = img;
         }
         dj__sgemm_macro_ofs(j->kd, g->cout, rows * g->wp, g->K, j->apack, (size_t)g->K * MR,
@@ -473,7 +497,7 @@ static void ifwd_task(void *arg, int t)
 }
 
 static void run_implicit(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
-                         const float *src, const float *bias, float *dst, const float *apack,
+                         dj_opd src, const float *bias, float *dst, const float *apack,
                          float *ws, size_t task_floats, int rows_c, int nchunks, int ldy)
 {
     ifwd_job j = {kd, g, n, src, bias, dst, apack, ws, task_floats, rows_c, nchunks, ldy, 0};
@@ -483,8 +507,7 @@ static void run_implicit(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom 
 
 /* A panels of the backward-data weights: A(i, k) over i = input channel,
  * k = (o, ki, kj), = W[o, i, kh - 1 - ki, kw - 1 - kj]. */
-static void pack_flipped(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, const float *w,
-                         float *dst)
+static void pack_flipped(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd w, float *dst)
 {
     const int MR = kd->mr, khw = d->kh * d->kw, K = d->oc * khw;
     for (int i0 = 0; i0 < d->c; i0 += MR)
@@ -492,9 +515,9 @@ static void pack_flipped(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, co
             const int o = k / khw, ki = k % khw / d->kw, kj = k % d->kw;
             for (int ii = 0; ii < MR; ii++) {
                 const int i = i0 + ii;
-                *dst++ = i < d->c ? w[(((size_t)o * d->c + i) * d->kh + d->kh - 1 - ki) * d->kw +
-                                      d->kw - 1 - kj]
-                                  : 0.0f;
+                const size_t at = (((size_t)o * d->c + i) * d->kh + d->kh - 1 - ki) * d->kw +
+                                  d->kw - 1 - kj;
+                *dst++ = i < d->c ? dj__opd_get(w, (ptrdiff_t)at) : 0.0f;
             }
         }
 }
@@ -505,7 +528,8 @@ typedef struct {
     const dj__sgemm_kernel *kd;
     const dj_conv2d_dims *d;
     const plan *pl;
-    const float *x, *bias, *wpack;
+    dj_opd x;
+    const float *bias, *wpack;
     float *y, *ws;
     int ntasks;
 } fwd_job;
@@ -524,7 +548,8 @@ static void fwd_task(void *arg, int t)
         if (p0 >= P)
             continue;
         const int np = P - p0 < pl->c_nch ? P - p0 : pl->c_nch;
-        im2col(d, j->x + (size_t)img * d->c * d->h * d->w, 0, K, p0, np, col, pl->c_ld);
+        im2col(j->kd, d, dj__opd_at(j->x, (ptrdiff_t)((size_t)img * d->c * d->h * d->w)), 0, K, p0,
+               np, col, pl->c_ld);
         const int npad = round_up(np, NR);
         if (npad > np) /* the last panel's spare columns are read: make them 0 */
             for (int r = 0; r < K; r++)
@@ -538,8 +563,8 @@ static void fwd_task(void *arg, int t)
     }
 }
 
-void dj__conv2d_forward_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, const float *x,
-                            const float *w, const float *bias, float *y, float *ws)
+void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd x,
+                              dj_opd w, const float *bias, float *y, float *ws)
 {
     const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
     assert(kd && ws);
@@ -547,7 +572,7 @@ void dj__conv2d_forward_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, 
     make_plan(kd, d, &pl);
     ws = align64(ws);
     /* W is A: [oc, K] row-major, packed once for every image. */
-    dj__sgemm_pack_a(kd, 0, w, pl.K, d->oc, pl.K, ws);
+    dj__gemm_pack_a_q(kd, 0, w, pl.K, d->oc, pl.K, ws);
     if (pl.implicit_fwd) {
         run_implicit(pool, kd, &pl.gf, d->n, x, bias, y, ws, ws + pl.f_apack, pl.f_task, pl.f_rows,
                      pl.f_nchunks, pl.f_ldy);
@@ -564,7 +589,7 @@ typedef struct {
     const dj__sgemm_kernel *kd;
     const dj_conv2d_dims *d;
     const plan *pl;
-    const float *dy, *w;
+    dj_opd dy, w;
     float *dx, *ws;
     int groups; /* channel groups per image */
     int ntasks;
@@ -590,16 +615,16 @@ static void bwd_data_task(void *arg, int t)
             continue;
         const int r0 = c0 * khw, rows = (c1 - c0) * khw;
         if (g != packed_group) { /* A = W^T rows [r0, r0 + rows): A(r, o) = W[o, r] */
-            dj__sgemm_pack_a(kd, 1, j->w + r0, K, rows, d->oc, apack);
+            dj__gemm_pack_a_q(kd, 1, dj__opd_at(j->w, r0), K, rows, d->oc, apack);
             packed_group = g;
         }
         const size_t plane = (size_t)d->h * d->w;
         float *dx = j->dx + (size_t)img * d->c * plane;
-        const float *dy = j->dy + (size_t)img * d->oc * P;
+        const dj_opd dy = dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * d->oc * P));
         memset(dx + c0 * plane, 0, (size_t)(c1 - c0) * plane * sizeof(float));
         for (int p0 = 0; p0 < P; p0 += pl->e_nch) {
             const int np = P - p0 < pl->e_nch ? P - p0 : pl->e_nch;
-            dj__sgemm_pack_b(kd, 0, dy + p0, P, d->oc, np, bpack, (size_t)d->oc * NR);
+            dj__gemm_pack_b_q(kd, 0, dj__opd_at(dy, p0), P, d->oc, np, bpack, (size_t)d->oc * NR);
             dj__sgemm_macro(kd, rows, np, d->oc, apack, (size_t)d->oc * MR, bpack,
                             (size_t)d->oc * NR, NR, 1.0f, 0.0f, dcol, pl->e_nch);
             col2im(d, dcol, pl->e_nch, r0, r0 + rows, p0, np, dx);
@@ -607,8 +632,8 @@ static void bwd_data_task(void *arg, int t)
     }
 }
 
-void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
-                                  const float *dy, const float *w, float *dx, float *ws)
+void dj__conv2d_backward_data_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd dy,
+                                    dj_opd w, float *dx, float *ws)
 {
     const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
     assert(kd && ws);
@@ -631,33 +656,63 @@ void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dim
 
 /* ---- backward weight ---- */
 
+/* The running partials of a row sum: 8 lanes over whole groups of 8. */
+static inline void sum8(const float *r, size_t n8, v4f *s0, v4f *s1)
+{
+    for (size_t q = 0; q < n8; q += 8) {
+        v4f a, b;
+        memcpy(&a, r + q, sizeof a);
+        memcpy(&b, r + q + 4, sizeof b);
+        *s0 += a;
+        *s1 += b;
+    }
+}
+
+/* The partials pairwise, then the last n % 8 values in order. */
+static inline float sum_finish(v4f s0, v4f s1, const float *tail, size_t nt)
+{
+    const v4f s = s0 + s1;
+    float t = 0.0f;
+    for (size_t q = 0; q < nt; q++)
+        t += tail[q];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + t;
+}
+
 /* A row's sum in float: eight running partials, then pairwise. */
 static float row_sum(const float *r, size_t n)
 {
     v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
-    size_t q = 0;
-    for (; q + 8 <= n; q += 8) {
-        v4f a, b;
-        memcpy(&a, r + q, sizeof a);
-        memcpy(&b, r + q + 4, sizeof b);
-        s0 += a;
-        s1 += b;
+    const size_t n8 = n / 8 * 8;
+    sum8(r, n8, &s0, &s1);
+    return sum_finish(s0, s1, r + n8, n - n8);
+}
+
+/* row_sum of a row of any kind, decoded SUMBLK values at a time: as SUMBLK
+ * is a multiple of 8, the same partials in the same order. */
+#define SUMBLK 512
+static float row_sum_q(const dj__sgemm_kernel *kd, dj_opd r, size_t n)
+{
+    if (r.kind == DJ_OPD_F32)
+        return row_sum(r.p, n);
+    float blk[SUMBLK];
+    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+    for (size_t q0 = 0;; q0 += SUMBLK) {
+        const size_t m = n - q0 < SUMBLK ? n - q0 : SUMBLK, m8 = m / 8 * 8;
+        kd->decode(dj__opd_at(r, (ptrdiff_t)q0), (int)m, blk);
+        sum8(blk, m8, &s0, &s1);
+        if (m < SUMBLK)
+            return sum_finish(s0, s1, blk + m8, m - m8);
     }
-    const v4f s = s0 + s1;
-    float tail = 0.0f;
-    for (; q < n; q++)
-        tail += r[q];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + tail;
 }
 
 /* dbias[o] (+)= the sum of one image's dy rows o0 .. o1 - 1 (which the
  * caller has just read, so they are in cache): images add in order. */
-static void add_dbias(const dj_conv2d_dims *d, const float *dy_img, int img, int o0, int o1,
-                      float *dbias)
+static void add_dbias(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd dy_img, int img,
+                      int o0, int o1, float *dbias)
 {
     const size_t P = (size_t)d->oh * d->ow;
     for (int o = o0; o < o1; o++) {
-        const float s = row_sum(dy_img + (size_t)o * P, P);
+        const float s = row_sum_q(kd, dj__opd_at(dy_img, (ptrdiff_t)((size_t)o * P)), P);
         dbias[o] = img == 0 ? s : dbias[o] + s;
     }
 }
@@ -666,7 +721,7 @@ typedef struct {
     const dj__sgemm_kernel *kd;
     const dj_conv2d_dims *d;
     const plan *pl;
-    const float *x, *dy;
+    dj_opd x, dy;
     float *dw, *dbias, *ws;
     int tm, tn;
 } bwd_weight_job;
@@ -702,10 +757,12 @@ static void bwd_weight_implicit_task(void *arg, int t)
     make_offsets(g, off);
     const int nq = d->oh * wp, nkb = dj__sgemm_kblocks(kd, nq);
     const float *rows[DJ_SGEMM_MAX_NR];
+    const void *qrows[DJ_SGEMM_MAX_NR];
     const float *arows[DJ_SGEMM_MAX_MR];
+    const dj_opd_kind dyk = j->dy.kind;
     for (int img = 0; img < d->n; img++) {
-        const float *dy = j->dy + (size_t)img * d->oc * P;
-        pad_copy(g, j->x + (size_t)img * d->c * d->h * d->w, xp, NR);
+        const dj_opd dy = dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * d->oc * P));
+        pad_copy(kd, g, dj__opd_at(j->x, (ptrdiff_t)((size_t)img * d->c * d->h * d->w)), xp);
         for (int kb = 0; kb < nkb; kb++) {
             int q0, kc;
             dj__sgemm_kblock(kd, nq, kb, &q0, &kc);
@@ -719,9 +776,17 @@ static void bwd_weight_implicit_task(void *arg, int t)
                     if (ox < ow) {
                         if (len > ow - ox)
                             len = ow - ox;
-                        for (int r = 0; r < nr; r++)
-                            rows[r] = dy + (size_t)(o + r) * P + (size_t)oy * ow + ox;
-                        dj__sgemm_pack_b_rows(kd, rows, nr, len, dst + (size_t)(q - q0) * NR);
+                        const size_t at = (size_t)o * P + (size_t)oy * ow + ox;
+                        if (dyk == DJ_OPD_F32) {
+                            for (int r = 0; r < nr; r++)
+                                rows[r] = (const float *)dy.p + at + (size_t)r * P;
+                            dj__sgemm_pack_b_rows(kd, rows, nr, len, dst + (size_t)(q - q0) * NR);
+                        } else {
+                            for (int r = 0; r < nr; r++)
+                                qrows[r] = dj__opd_at(dy, (ptrdiff_t)(at + (size_t)r * P)).p;
+                            dj__gemm_pack_b_rows_q(kd, dyk, dy.lut, qrows, nr, len,
+                                                   dst + (size_t)(q - q0) * NR);
+                        }
                     } else {
                         memset(dst + (size_t)(q - q0) * NR, 0, (size_t)len * NR * sizeof(float));
                     }
@@ -742,7 +807,7 @@ static void bwd_weight_implicit_task(void *arg, int t)
             }
         }
         if (j->dbias && r0 == 0) /* the one task of these channels that has krow 0 */
-            add_dbias(d, dy, img, o0, o1, j->dbias);
+            add_dbias(kd, d, dy, img, o0, o1, j->dbias);
     }
     for (int o = o0; o < o1; o++) /* dW = (dW^T)^T */
         for (int r = r0; r < r1; r++)
@@ -774,26 +839,26 @@ static void bwd_weight_task(void *arg, int t)
     const int nkb = dj__sgemm_kblocks(kd, P);
     float *dw = j->dw + (size_t)o0 * K + q0;
     for (int img = 0; img < d->n; img++) {
-        const float *x = j->x + (size_t)img * d->c * d->h * d->w;
-        const float *dy = j->dy + (size_t)img * d->oc * P;
+        const dj_opd x = dj__opd_at(j->x, (ptrdiff_t)((size_t)img * d->c * d->h * d->w));
+        const dj_opd dy = dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * d->oc * P));
         for (int kb = 0; kb < nkb; kb++) {
             int k0, kc;
             dj__sgemm_kblock(kd, P, kb, &k0, &kc);
             /* A = dy[o0:o1, k0:k0+kc]; B = col^T: B(p, r) = col[r, p]. */
-            dj__sgemm_pack_a(kd, 0, dy + (size_t)o0 * P + k0, P, o1 - o0, kc, apack);
-            im2col(d, x, q0, q1, k0, kc, col, pl->w_ld);
+            dj__gemm_pack_a_q(kd, 0, dj__opd_at(dy, (ptrdiff_t)((size_t)o0 * P + k0)), P, o1 - o0,
+                              kc, apack);
+            im2col(kd, d, x, q0, q1, k0, kc, col, pl->w_ld);
             dj__sgemm_pack_b(kd, 1, col, pl->w_ld, kc, q1 - q0, bpack, (size_t)kc * NR);
             dj__sgemm_macro(kd, o1 - o0, q1 - q0, kc, apack, (size_t)kc * MR, bpack,
                             (size_t)kc * NR, NR, 1.0f, img == 0 && kb == 0 ? 0.0f : 1.0f, dw, K);
         }
         if (j->dbias && q0 == 0) /* the one task of these channels that has krow 0 */
-            add_dbias(d, dy, img, o0, o1, j->dbias);
+            add_dbias(kd, d, dy, img, o0, o1, j->dbias);
     }
 }
 
-void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
-                                    const float *x, const float *dy, float *dw, float *dbias,
-                                    float *ws)
+void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd x,
+                                      dj_opd dy, float *dw, float *dbias, float *ws)
 {
     const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
     assert(kd && ws);
@@ -816,7 +881,51 @@ void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_d
     dj_pool_run(pool, bwd_weight_task, &j, j.tm * j.tn);
 }
 
+/* ---- the float32 kernels: the same with float32 operands ---- */
+
+void dj__conv2d_forward_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, const float *x,
+                            const float *w, const float *bias, float *y, float *ws)
+{
+    dj__conv2d_forward_q_isa(isa, pool, d, dj_opd_f32(x), dj_opd_f32(w), bias, y, ws);
+}
+
+void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                  const float *dy, const float *w, float *dx, float *ws)
+{
+    dj__conv2d_backward_data_q_isa(isa, pool, d, dj_opd_f32(dy), dj_opd_f32(w), dx, ws);
+}
+
+void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
+                                    const float *x, const float *dy, float *dw, float *dbias,
+                                    float *ws)
+{
+    dj__conv2d_backward_weight_q_isa(isa, pool, d, dj_opd_f32(x), dj_opd_f32(dy), dw, dbias, ws);
+}
+
 /* ---- the public entry points: the best ISA ---- */
+
+size_t dj_conv2d_q_workspace(const dj_conv2d_dims *d, int nthreads)
+{
+    return dj_conv2d_workspace(d, nthreads); /* decoding needs no more */
+}
+
+void dj_conv2d_forward_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd x, dj_opd w,
+                         const float *bias, float *y, float *ws)
+{
+    dj__conv2d_forward_q_isa(DJ_ISA_AUTO, pool, d, x, w, bias, y, ws);
+}
+
+void dj_conv2d_backward_data_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd dy, dj_opd w,
+                               float *dx, float *ws)
+{
+    dj__conv2d_backward_data_q_isa(DJ_ISA_AUTO, pool, d, dy, w, dx, ws);
+}
+
+void dj_conv2d_backward_weight_q(dj_pool *pool, const dj_conv2d_dims *d, dj_opd x, dj_opd dy,
+                                 float *dw, float *dbias, float *ws)
+{
+    dj__conv2d_backward_weight_q_isa(DJ_ISA_AUTO, pool, d, x, dy, dw, dbias, ws);
+}
 
 void dj_conv2d_forward(dj_pool *pool, const dj_conv2d_dims *d, const float *x, const float *w,
                        const float *bias, float *y, float *ws)

@@ -13,7 +13,11 @@
  * or from the heap on each call (dj_sgemm). Small products skip the threads
  * and the buffers: they pack one micro-panel at a time into stack buffers,
  * in the same order, with the same bits (also the fallback when the heap is
- * out of memory). */
+ * out of memory).
+ *
+ * Operands of other kinds (dj_opd) take the same path: only the packing
+ * routines see the kind, and they decode into the packed panels, so the
+ * float32 entry points are these with float32 operands. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,17 +39,19 @@
 
 static const dj__sgemm_kernel k_generic = {DJ_ISA_GENERIC, 4, 8, 128, 256, 4096,
                                            dj__sgemm_ukr_generic, dj__sgemm_ukr_ofs_generic,
-                                           dj__sgemm_ukr_arows_generic, NULL};
+                                           dj__sgemm_ukr_arows_generic, NULL,
+                                           dj__opd_decode_generic};
 #ifdef DOJO_X86
 /* Zen 3: 32 KiB L1d holds a 256 x 16 B panel (16 KiB) with room to spare; a
  * 144 x 256 A block (144 KiB) sits in the 512 KiB L2. */
 static const dj__sgemm_kernel k_avx2 = {DJ_ISA_AVX2, 6, 16, 144, 256, 4080, dj__sgemm_ukr_avx2,
                                         dj__sgemm_ukr_ofs_avx2, dj__sgemm_ukr_arows_avx2,
-                                        dj__sgemm_pack_b_rows_avx2};
+                                        dj__sgemm_pack_b_rows_avx2, dj__opd_decode_avx2};
 /* A 192 x 32 B panel is 24 KiB, inside the 32-48 KiB L1d of AVX-512 cores. */
 static const dj__sgemm_kernel k_avx512 = {DJ_ISA_AVX512, 6, 32, 144, 192, 4096,
                                           dj__sgemm_ukr_avx512, dj__sgemm_ukr_ofs_avx512,
-                                          dj__sgemm_ukr_arows_avx512, NULL};
+                                          dj__sgemm_ukr_arows_avx512, NULL,
+                                          dj__opd_decode_avx2};
 #endif
 
 const dj__sgemm_kernel *dj__sgemm_kernel_for(dj_isa isa)
@@ -258,6 +264,142 @@ void dj__sgemm_pack_b_rows(const dj__sgemm_kernel *kd, const float *const *rows,
     }
 }
 
+/* ---- packing operands of other kinds ----
+ *
+ * The same layouts as above from decoded values. Where the float32 routine
+ * copies runs along the lanes (pack_rows), the runs are decoded straight
+ * into the panels; where it transposes (pack_cols), each source row's next
+ * QBLK values are decoded into a stack block and the float32 transpose
+ * packs that block. Either way the panels get the float32 routine's bits. */
+
+void dj__opd_decode_generic(dj_opd src, int n, float *dst)
+{
+    switch (src.kind) {
+    case DJ_OPD_BF16: {
+        const uint16_t *s = src.p;
+        for (int i = 0; i < n; i++) {
+            const uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(dst + i, &u, sizeof u);
+        }
+        break;
+    }
+    case DJ_OPD_U8: {
+        const uint8_t *s = src.p;
+        for (int i = 0; i < n; i++)
+            memcpy(dst + i, src.lut + s[i], sizeof(float));
+        break;
+    }
+    default: memcpy(dst, src.p, (size_t)n * sizeof(float));
+    }
+}
+
+/* Values of each source row decoded at a time by the transposing packs. */
+#define QBLK 64
+
+/* pack_rows of a non-float32 operand: each row's n values decoded into
+ * panels of L lanes (panel stride ps, row stride L), the rest zero. */
+static void pack_rows_q(const dj__sgemm_kernel *kd, int L, dj_opd src, ptrdiff_t ld, int k, int n,
+                        float *dst, size_t ps)
+{
+    const int full = n / L, rest = n - full * L;
+    for (int p = 0; p < k; p++) {
+        const dj_opd s = dj__opd_at(src, p * ld);
+        float *d = dst + (size_t)p * L;
+        for (int q = 0; q < full; q++, d += ps)
+            kd->decode(dj__opd_at(s, (ptrdiff_t)q * L), L, d);
+        if (rest) {
+            kd->decode(dj__opd_at(s, (ptrdiff_t)full * L), rest, d);
+            memset(d + rest, 0, (size_t)(L - rest) * sizeof(float));
+        }
+    }
+}
+
+/* pack_cols with the float32 transpose for L lanes, L a compile-time
+ * constant where it is one of the micro-tiles. */
+static void pack_cols_any(int L, const float *const *rows, int nr, int k, float *dst)
+{
+    switch (L) {
+    case 4: pack_cols(4, rows, nr, k, dst); break;
+    case 6: pack_cols(6, rows, nr, k, dst); break;
+    case 8: pack_cols(8, rows, nr, k, dst); break;
+    case 16: pack_cols(16, rows, nr, k, dst); break;
+    case 32: pack_cols(32, rows, nr, k, dst); break;
+    default: pack_cols(L, rows, nr, k, dst);
+    }
+}
+
+/* pack_cols of a non-float32 operand: source rows r < nr at rows[r]
+ * (elements of `kind`) become lane r of k rows of L floats, QBLK values at
+ * a time through a stack block. as_b: the B panel packer of kd (L = NR). */
+static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd_kind kind,
+                        const float *lut, const void *const *rows, int nr, int k, float *dst)
+{
+    _Alignas(DJ_SGEMM_ALIGN) float blk[DJ_SGEMM_MAX_NR * QBLK];
+    const float *brows[DJ_SGEMM_MAX_NR];
+    assert(nr <= DJ_SGEMM_MAX_NR);
+    for (int r = 0; r < nr; r++)
+        brows[r] = blk + r * QBLK;
+    for (int p0 = 0; p0 < k; p0 += QBLK) {
+        const int kb = k - p0 < QBLK ? k - p0 : QBLK;
+        for (int r = 0; r < nr; r++) {
+            const dj_opd s = {kind, rows[r], lut};
+            kd->decode(dj__opd_at(s, p0), kb, blk + r * QBLK);
+        }
+        if (as_b)
+            dj__sgemm_pack_b_rows(kd, brows, nr, kb, dst + (size_t)p0 * L);
+        else
+            pack_cols_any(L, brows, nr, kb, dst + (size_t)p0 * L);
+    }
+}
+
+void dj__gemm_pack_a_q(const dj__sgemm_kernel *kd, int trans, dj_opd A, ptrdiff_t lda, int m,
+                       int k, float *dst)
+{
+    if (A.kind == DJ_OPD_F32) {
+        dj__sgemm_pack_a(kd, trans, A.p, lda, m, k, dst);
+        return;
+    }
+    const int MR = kd->mr;
+    if (trans) {
+        pack_rows_q(kd, MR, A, lda, k, m, dst, (size_t)k * MR);
+        return;
+    }
+    const void *rows[DJ_SGEMM_MAX_MR];
+    for (int i0 = 0; i0 < m; i0 += MR, dst += (size_t)k * MR) {
+        const int mr = m - i0 < MR ? m - i0 : MR;
+        for (int r = 0; r < mr; r++)
+            rows[r] = dj__opd_at(A, (i0 + r) * lda).p;
+        pack_cols_q(kd, MR, 0, A.kind, A.lut, rows, mr, k, dst);
+    }
+}
+
+void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_t ldb, int k,
+                       int n, float *dst, size_t ps)
+{
+    if (B.kind == DJ_OPD_F32) {
+        dj__sgemm_pack_b(kd, trans, B.p, ldb, k, n, dst, ps);
+        return;
+    }
+    const int NR = kd->nr;
+    if (!trans) {
+        pack_rows_q(kd, NR, B, ldb, k, n, dst, ps);
+        return;
+    }
+    const void *rows[DJ_SGEMM_MAX_NR];
+    for (int j0 = 0; j0 < n; j0 += NR, dst += ps) {
+        const int nr = n - j0 < NR ? n - j0 : NR;
+        for (int r = 0; r < nr; r++)
+            rows[r] = dj__opd_at(B, (j0 + r) * ldb).p;
+        pack_cols_q(kd, NR, 1, B.kind, B.lut, rows, nr, k, dst);
+    }
+}
+
+void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd_kind kind, const float *lut,
+                            const void *const *rows, int nr, int k, float *dst)
+{
+    pack_cols_q(kd, kd->nr, 1, kind, lut, rows, nr, k, dst);
+}
+
 /* ---- the macro-kernel ---- */
 
 void dj__sgemm_macro(const dj__sgemm_kernel *kd, int m, int n, int k, const float *pa, size_t a_ps,
@@ -318,7 +460,7 @@ typedef struct {
     const dj__sgemm_kernel *kd;
     int ta, tb, M, N, K;
     float alpha, beta;
-    const float *A, *B;
+    dj_opd A, B;          /* any kind: decoded by the packing routines */
     ptrdiff_t lda, ldb, ldc;
     float *C;
     /* the current phase */
@@ -336,14 +478,14 @@ static int ceil_div(int a, int b)
     return (a + b - 1) / b;
 }
 
-static const float *a_at(const sgemm_job *j, int i, int p)
+static dj_opd a_at(const sgemm_job *j, int i, int p)
 {
-    return j->ta ? j->A + (ptrdiff_t)p * j->lda + i : j->A + (ptrdiff_t)i * j->lda + p;
+    return dj__opd_at(j->A, j->ta ? (ptrdiff_t)p * j->lda + i : (ptrdiff_t)i * j->lda + p);
 }
 
-static const float *b_at(const sgemm_job *j, int p, int col)
+static dj_opd b_at(const sgemm_job *j, int p, int col)
 {
-    return j->tb ? j->B + (ptrdiff_t)col * j->ldb + p : j->B + (ptrdiff_t)p * j->ldb + col;
+    return dj__opd_at(j->B, j->tb ? (ptrdiff_t)col * j->ldb + p : (ptrdiff_t)p * j->ldb + col);
 }
 
 /* Phase 1: task t packs its share of the B panels of every k block. */
@@ -359,7 +501,7 @@ static void pack_b_task(void *arg, int t)
         int k0, kc;
         dj__sgemm_kblock(j->kd, j->K, kb, &k0, &kc);
         float *dst = j->bpack + (size_t)(kb - j->kb0) * j->region + (size_t)q0 * j->b_ps;
-        dj__sgemm_pack_b(j->kd, j->tb, b_at(j, k0, j->jc + c0), j->ldb, kc, c1 - c0, dst, j->b_ps);
+        dj__gemm_pack_b_q(j->kd, j->tb, b_at(j, k0, j->jc + c0), j->ldb, kc, c1 - c0, dst, j->b_ps);
     }
 }
 
@@ -387,7 +529,7 @@ static void compute_task(void *arg, int t)
         const float *bp = j->bpack + (size_t)(kb - j->kb0) * j->region + (size_t)q0 * j->b_ps;
         for (int ic = r0; ic < r1; ic += kd->mc) {
             const int mc = r1 - ic < kd->mc ? r1 - ic : kd->mc;
-            dj__sgemm_pack_a(kd, j->ta, a_at(j, ic, k0), j->lda, mc, kc, ap);
+            dj__gemm_pack_a_q(kd, j->ta, a_at(j, ic, k0), j->lda, mc, kc, ap);
             /* One k block: the macro-kernel does not split kc <= KC again. */
             dj__sgemm_macro(kd, mc, c1 - c0, kc, ap, (size_t)kc * MR, bp, j->b_ps, NR, j->alpha,
                             be, j->C + (ptrdiff_t)ic * j->ldc + j->jc + c0, j->ldc);
@@ -440,10 +582,10 @@ static void sgemm_small(const sgemm_job *j)
         const float be = kb == 0 ? j->beta : 1.0f;
         for (int c = 0; c < j->N; c += NR) {
             const int nr = j->N - c < NR ? j->N - c : NR;
-            dj__sgemm_pack_b(kd, j->tb, b_at(j, k0, c), j->ldb, kc, nr, bpan, (size_t)kc * NR);
+            dj__gemm_pack_b_q(kd, j->tb, b_at(j, k0, c), j->ldb, kc, nr, bpan, (size_t)kc * NR);
             for (int r = 0; r < j->M; r += MR) {
                 const int mr = j->M - r < MR ? j->M - r : MR;
-                dj__sgemm_pack_a(kd, j->ta, a_at(j, r, k0), j->lda, mr, kc, apan);
+                dj__gemm_pack_a_q(kd, j->ta, a_at(j, r, k0), j->lda, mr, kc, apan);
                 kd->ukr(kc, apan, bpan, NR, j->C + (ptrdiff_t)r * j->ldc + c, j->ldc, mr, nr,
                         j->alpha, be);
             }
@@ -507,9 +649,14 @@ size_t dj_sgemm_workspace(int M, int N, int K, int nthreads)
     return need;
 }
 
-void dj__sgemm_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, int N, int K,
-                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                   float *C, int ldc, float *ws)
+size_t dj_gemm_q_workspace(int M, int N, int K, int nthreads)
+{
+    return dj_sgemm_workspace(M, N, K, nthreads); /* decoding needs no more */
+}
+
+void dj__gemm_q_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, int N, int K,
+                    float alpha, dj_opd A, int lda, dj_opd B, int ldb, float beta, float *C,
+                    int ldc, float *ws)
 {
     const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
     assert(kd && "ISA not supported by this CPU");
@@ -570,6 +717,21 @@ void dj__sgemm_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, i
         }
     }
     free(mem);
+}
+
+void dj__sgemm_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc, float *ws)
+{
+    dj__gemm_q_isa(isa, pool, trans_a, trans_b, M, N, K, alpha, dj_opd_f32(A), lda, dj_opd_f32(B),
+                   ldb, beta, C, ldc, ws);
+}
+
+void dj_gemm_q(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+               dj_opd A, int lda, dj_opd B, int ldb, float beta, float *C, int ldc, float *ws)
+{
+    dj__gemm_q_isa(DJ_ISA_AUTO, pool, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                   ldc, ws);
 }
 
 void dj_sgemm(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,

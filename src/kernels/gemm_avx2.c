@@ -10,6 +10,9 @@
  * read in place through row pointers. Edge tiles go through a full-size
  * buffer, so they are computed by the same instructions as interior ones.
  *
+ * Also here: the AVX2 decoder of bf16 and 8-bit operands for the packing
+ * routines (dj__opd_decode_avx2, used by the AVX2 and AVX-512 kernels).
+ *
  * Built with -mavx2 -mfma; called only when dj_cpu_supports(DJ_ISA_AVX2). */
 #include <immintrin.h>
 #include <stdint.h>
@@ -226,4 +229,33 @@ void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *
                 dp[i] = 0.0f;
         }
     }
+}
+
+/* dj__opd_decode_generic with 8 lanes at a time: bf16 widened by a 16-bit
+ * shift, 8-bit codes gathered from the table. Bits are moved, never
+ * computed on, so the result is the scalar routine's. */
+void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
+{
+    int i = 0;
+    switch (src.kind) {
+    case DJ_OPD_BF16: {
+        const uint16_t *s = src.p;
+        for (; i + 8 <= n; i += 8) {
+            const __m128i h = _mm_loadu_si128((const __m128i *)(s + i));
+            const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+            _mm256_storeu_si256((__m256i *)(dst + i), w);
+        }
+        break;
+    }
+    case DJ_OPD_U8: {
+        const uint8_t *s = src.p;
+        for (; i + 8 <= n; i += 8) {
+            const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + i)));
+            _mm256_storeu_ps(dst + i, _mm256_i32gather_ps(src.lut, idx, 4));
+        }
+        break;
+    }
+    default: break;
+    }
+    dj__opd_decode_generic(dj__opd_at(src, i), n - i, dst + i);
 }

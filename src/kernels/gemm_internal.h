@@ -17,13 +17,22 @@
  * micro-kernel accumulates in k order in one register lane per element (FMA
  * on AVX2/AVX-512), and the blocks are added to C in order. So the bits of a
  * result never depend on the thread count, on how C is tiled among threads,
- * or on where the micro-kernel's operands come from (packed, in place). */
+ * or on where the micro-kernel's operands come from (packed, in place).
+ *
+ * Operands of other kinds (dj_opd: bfloat16, 8-bit codes through a table)
+ * are decoded by the packing routines straight into the same packed
+ * layout (the _q routines below; their float32 case is the float32 routine
+ * itself). Packing only moves values, so a packed panel of decoded values
+ * holds exactly the bits the float32 routine writes from a float array of
+ * them, and everything after packing is shared: the _q kernels are
+ * bit-identical to the float32 ones on the decoded values. */
 #ifndef DOJO_GEMM_INTERNAL_H
 #define DOJO_GEMM_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dojo/cfloat.h"
 #include "dojo/cpu.h"
 #include "dojo/kernels.h"
 
@@ -62,7 +71,41 @@ typedef struct {
     dj__sgemm_ukr_arows_fn ukr_arows;
     /* dj__sgemm_pack_b_rows for this ISA's NR, or NULL for the portable one */
     void (*pack_b_rows)(const float *const *rows, int nr, int k, float *dst);
+    /* dst[i] = element i of src, i < n (any kind; see dj__opd_decode_generic) */
+    void (*decode)(dj_opd src, int n, float *dst);
 } dj__sgemm_kernel;
+
+/* ---- operands (dj_opd) ---- */
+
+/* Bytes per element of an operand kind. */
+static inline size_t dj__opd_size(dj_opd_kind kind)
+{
+    return kind == DJ_OPD_F32 ? sizeof(float) : kind == DJ_OPD_BF16 ? sizeof(uint16_t) : 1;
+}
+
+/* The operand that starts at element i of o. */
+static inline dj_opd dj__opd_at(dj_opd o, ptrdiff_t i)
+{
+    o.p = (const char *)o.p + i * (ptrdiff_t)dj__opd_size(o.kind);
+    return o;
+}
+
+/* The value of element i of o (the contract in kernels.h). */
+static inline float dj__opd_get(dj_opd o, ptrdiff_t i)
+{
+    switch (o.kind) {
+    case DJ_OPD_BF16: return dj_bf16_to_f32(((const uint16_t *)o.p)[i]);
+    case DJ_OPD_U8: return o.lut[((const uint8_t *)o.p)[i]];
+    default: return ((const float *)o.p)[i];
+    }
+}
+
+/* dst[i] = dj__opd_get(src, i) for i < n: scalar, and AVX2 (a 16-bit shift
+ * for bf16, a gather from the table for 8-bit codes). Both move bits only. */
+void dj__opd_decode_generic(dj_opd src, int n, float *dst);
+#ifdef DOJO_X86
+void dj__opd_decode_avx2(dj_opd src, int n, float *dst);
+#endif
 
 /* The kernel table of an ISA (DJ_ISA_AUTO: the best this CPU runs); NULL if
  * the CPU cannot run it or it is not built in. */
@@ -111,6 +154,16 @@ void dj__sgemm_pack_b(const dj__sgemm_kernel *kd, int trans, const float *B, ptr
 void dj__sgemm_pack_b_rows(const dj__sgemm_kernel *kd, const float *const *rows, int nr, int k,
                            float *dst);
 
+/* The packing routines for operands of any kind: dj__sgemm_pack_a,
+ * dj__sgemm_pack_b and dj__sgemm_pack_b_rows on decoded values, with the
+ * same packed bits (rows[] of pack_b_rows_q point at elements of `kind`). */
+void dj__gemm_pack_a_q(const dj__sgemm_kernel *kd, int trans, dj_opd A, ptrdiff_t lda, int m,
+                       int k, float *dst);
+void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_t ldb, int k,
+                       int n, float *dst, size_t ps);
+void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd_kind kind, const float *lut,
+                            const void *const *rows, int nr, int k, float *dst);
+
 /* C (m x n) = alpha * A * B + beta * C over A panels at pa (panel stride
  * a_ps) and B panels at pb (panel stride b_ps, row stride bs), k split into
  * the k blocks above (A panel rows advance by MR, B rows by bs). */
@@ -135,6 +188,12 @@ void dj__sgemm_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, i
                    float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                    float *C, int ldc, float *ws);
 
+/* dj_gemm_q on one ISA (DJ_ISA_AUTO: the best); dj__sgemm_isa is this with
+ * float32 operands. */
+void dj__gemm_q_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, int N, int K,
+                    float alpha, dj_opd A, int lda, dj_opd B, int ldb, float beta, float *C,
+                    int ldc, float *ws);
+
 /* The convolution kernels on one ISA; the workspace they need. The public
  * dj_conv2d_workspace() is the largest of these over every ISA the CPU runs,
  * so one workspace serves any of them. */
@@ -146,5 +205,13 @@ void dj__conv2d_backward_data_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dim
 void dj__conv2d_backward_weight_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d,
                                     const float *x, const float *dy, float *dw, float *dbias,
                                     float *ws);
+/* The same with operands of any kind (the float32 ones above are these
+ * with dj_opd_f32 operands). */
+void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd x,
+                              dj_opd w, const float *bias, float *y, float *ws);
+void dj__conv2d_backward_data_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd dy,
+                                    dj_opd w, float *dx, float *ws);
+void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd x,
+                                      dj_opd dy, float *dw, float *dbias, float *ws);
 
 #endif

@@ -1,0 +1,428 @@
+/* test_gemm_q.c - dj_gemm_q, the GEMM on operands of any kind (float32,
+ * bfloat16 bits, 8-bit codes through a table).
+ *
+ * The contract (kernels.h) is exact: dj_gemm_q equals dj_sgemm run on float
+ * arrays holding the decoded values, bit for bit. So every check here is a
+ * memcmp against the float32 kernel on the same ISA and thread count, over
+ * every ISA this CPU runs, 1 and 2 threads, all four transposes, every pair
+ * of operand kinds, tiny and odd shapes (M = 1..8, edge tiles, K and N
+ * beyond a cache block), alpha/beta variants, padded leading dimensions,
+ * the caller's workspace or none, and tables holding NaN and Inf. C's
+ * padding columns must stay untouched.
+ *
+ * Also: dj_cf_decode_lut8 against dj_cf_decode for every 8-bit format, and
+ * a round trip of all 256 codes of NaN-free tables through the GEMM (codes
+ * times an identity matrix give back each code's value, which encodes back
+ * to the code). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dojo/cfloat.h"
+#include "harness.h"
+#include "kernels/gemm_internal.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint32_t urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 32);
+}
+
+static float frand(void)
+{
+    return (float)((double)(urand() >> 8) / (double)(1u << 24) * 2.0 - 1.0);
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+#define SENTINEL 12345.0f
+
+/* The tables of the tests: CFloat8_1_4_3 at bias 7 (every code a number),
+ * and OCP E4M3 with a scale of 2^-3 (two NaN codes, kept out of the random
+ * data unless a test wants them). */
+static float lut_cf8[256], lut_e4m3[256];
+
+static const char *kind_name(dj_opd_kind k)
+{
+    return k == DJ_OPD_F32 ? "f32" : k == DJ_OPD_BF16 ? "bf16" : "u8";
+}
+
+/* An operand of n elements of kind k with random values, and the float
+ * array of its decoded values. The buffers belong to the caller. */
+typedef struct {
+    dj_opd opd;
+    void *mem;   /* the operand's storage */
+    float *dec;  /* its decoded values */
+} operand;
+
+static void make_operand(operand *o, dj_opd_kind k, size_t n, const float *lut)
+{
+    o->dec = malloc((n ? n : 1) * sizeof(float));
+    if (k == DJ_OPD_F32) {
+        float *p = malloc((n ? n : 1) * sizeof *p);
+        for (size_t i = 0; i < n; i++)
+            o->dec[i] = p[i] = frand();
+        o->mem = p;
+        o->opd = dj_opd_f32(p);
+    } else if (k == DJ_OPD_BF16) {
+        uint16_t *p = malloc((n ? n : 1) * sizeof *p);
+        for (size_t i = 0; i < n; i++) {
+            p[i] = (uint16_t)(f32_bits(frand()) >> 16);
+            if (urand() % 17 == 0)
+                p[i] = urand() % 2 ? 0x8000 : 0; /* signed zeros */
+            o->dec[i] = dj_bf16_to_f32(p[i]);
+        }
+        o->mem = p;
+        o->opd = dj_opd_bf16(p);
+    } else {
+        uint8_t *p = malloc(n ? n : 1);
+        for (size_t i = 0; i < n; i++) {
+            do
+                p[i] = (uint8_t)urand();
+            while (!isfinite(lut[p[i]]));
+            o->dec[i] = lut[p[i]];
+        }
+        o->mem = p;
+        o->opd = dj_opd_u8(p, lut);
+    }
+}
+
+static void free_operand(operand *o)
+{
+    free(o->mem);
+    free(o->dec);
+}
+
+static void fill_c(float *C, const float *C0, int M, int N, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++)
+            C[(size_t)i * ldc + j] = j >= N ? SENTINEL : C0[(size_t)i * ldc + j];
+}
+
+typedef struct {
+    int M, N, K;
+    int all_kinds; /* 1: every pair of kinds; 0: a few (the big shapes) */
+} shape;
+
+static const shape shapes[] = {
+    {1, 1, 1, 1},    {1, 17, 5, 1},    {2, 9, 7, 1},     {3, 33, 13, 1},   {4, 16, 64, 1},
+    {5, 5, 1, 1},    {6, 31, 17, 1},   {7, 1, 3, 1},     {8, 40, 29, 1},   {13, 17, 19, 1},
+    {33, 65, 70, 1}, {50, 37, 300, 1}, {45, 53, 61, 1},  {1, 300, 600, 0}, {300, 1, 600, 0},
+    /* threaded: packed B shared, A per thread, several k blocks */
+    {150, 130, 260, 0}, {97, 203, 530, 0},
+    /* N beyond one column block */
+    {7, 4200, 5, 0},
+};
+
+typedef struct {
+    float alpha, beta;
+} scalars;
+
+static const scalars variants[] = {{1.0f, 0.0f}, {-0.75f, 0.5f}};
+
+/* One shape, one pair of kinds, every transpose, ISA and pool. */
+static void check_shape(const shape *s, dj_opd_kind ka, dj_opd_kind kb, dj_pool **pools,
+                        int npools)
+{
+    const int M = s->M, N = s->N, K = s->K;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+            const int lda = ac + (ta ? 3 : 1), ldb = bc + (tb ? 2 : 0), ldc = N + 3;
+            operand A, B;
+            make_operand(&A, ka, (size_t)ar * lda, lut_cf8);
+            make_operand(&B, kb, (size_t)br * ldb, lut_e4m3);
+            float *C0 = malloc((size_t)M * ldc * sizeof *C0);
+            float *Cq = malloc((size_t)M * ldc * sizeof *Cq);
+            float *Cf = malloc((size_t)M * ldc * sizeof *Cf);
+            float *C1 = malloc((size_t)M * ldc * sizeof *C1);
+            for (size_t i = 0; i < (size_t)M * ldc; i++)
+                C0[i] = frand();
+            const int nv = s->all_kinds ? 2 : 1;
+            for (int v = 0; v < nv; v++) {
+                const float alpha = variants[v].alpha, beta = variants[v].beta;
+                for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+                    if (!dj_cpu_supports((dj_isa)isa))
+                        continue;
+                    for (int t = 0; t < npools; t++) {
+                        const int T = dj_pool_threads(pools[t]);
+                        fill_c(Cf, C0, M, N, ldc);
+                        dj__sgemm_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, alpha, A.dec, lda,
+                                      B.dec, ldb, beta, Cf, ldc, NULL);
+                        /* once with no workspace, once with exactly the one asked for */
+                        for (int use_ws = 0; use_ws < 2; use_ws++) {
+                            const size_t wsn = dj_gemm_q_workspace(M, N, K, T);
+                            float *ws = use_ws && wsn ? malloc(wsn * sizeof *ws) : NULL;
+                            fill_c(Cq, C0, M, N, ldc);
+                            dj__gemm_q_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, alpha, A.opd,
+                                           lda, B.opd, ldb, beta, Cq, ldc, ws);
+                            CHECK(memcmp(Cq, Cf, (size_t)M * ldc * sizeof *Cq) == 0,
+                                  "%s T=%d %dx%dx%d ta=%d tb=%d A=%s B=%s alpha=%g beta=%g ws=%d: "
+                                  "dj_gemm_q differs from dj_sgemm on the decoded values",
+                                  dj_isa_name((dj_isa)isa), T, M, N, K, ta, tb, kind_name(ka),
+                                  kind_name(kb), alpha, beta, use_ws);
+                            free(ws);
+                        }
+                        if (t == 0)
+                            memcpy(C1, Cq, (size_t)M * ldc * sizeof *C1);
+                        else
+                            CHECK(memcmp(C1, Cq, (size_t)M * ldc * sizeof *C1) == 0,
+                                  "%s %dx%dx%d ta=%d tb=%d A=%s B=%s: T=%d differs from 1 thread",
+                                  dj_isa_name((dj_isa)isa), M, N, K, ta, tb, kind_name(ka),
+                                  kind_name(kb), T);
+                    }
+                }
+            }
+            free_operand(&A);
+            free_operand(&B);
+            free(C0);
+            free(Cq);
+            free(Cf);
+            free(C1);
+        }
+}
+
+static void test_shapes(dj_pool **pools, int npools)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        for (int ka = DJ_OPD_F32; ka <= DJ_OPD_U8; ka++)
+            for (int kb = DJ_OPD_F32; kb <= DJ_OPD_U8; kb++) {
+                /* the big shapes: the diagonal and two mixed pairs */
+                if (!s->all_kinds && ka != kb && !(ka == DJ_OPD_U8 && kb == DJ_OPD_F32) &&
+                    !(ka == DJ_OPD_F32 && kb == DJ_OPD_BF16))
+                    continue;
+                check_shape(s, (dj_opd_kind)ka, (dj_opd_kind)kb, pools, npools);
+            }
+    }
+}
+
+/* The float32 operands through dj_gemm_q are dj_sgemm / dj_sgemm_ws. */
+static void test_f32_wrapper(dj_pool *pool)
+{
+    const int M = 77, N = 301, K = 290, T = dj_pool_threads(pool);
+    operand A, B;
+    make_operand(&A, DJ_OPD_F32, (size_t)K * M, NULL);
+    make_operand(&B, DJ_OPD_F32, (size_t)N * K, NULL);
+    float *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
+    const size_t wsn = dj_gemm_q_workspace(M, N, K, T);
+    CHECK(wsn == dj_sgemm_workspace(M, N, K, T), "dj_gemm_q_workspace %zu != dj_sgemm_workspace",
+          wsn);
+    float *ws = malloc(wsn * sizeof *ws);
+    dj_sgemm(pool, 1, 0, M, N, K, 0.5f, A.dec, M, B.dec, N, 0.0f, C1, N);
+    dj_gemm_q(pool, 1, 0, M, N, K, 0.5f, A.opd, M, B.opd, N, 0.0f, C2, N, ws);
+    CHECK(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "dj_gemm_q(f32) differs from dj_sgemm");
+    dj_gemm_q(pool, 1, 0, M, N, K, 0.5f, A.opd, M, B.opd, N, 0.0f, C2, N, NULL);
+    CHECK(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0,
+          "dj_gemm_q(f32, no workspace) differs from dj_sgemm");
+    free_operand(&A);
+    free_operand(&B);
+    free(C1);
+    free(C2);
+    free(ws);
+}
+
+/* NaN and Inf in the table propagate exactly as in float32. */
+static void test_specials(dj_pool *pool)
+{
+    float lut[256];
+    dj_cf_decode_lut8(DJ_FMT_E5M2, 15, 0, lut); /* +-Inf at 0x7C/0xFC, NaNs above */
+    const int M = 23, N = 19, K = 37;
+    uint8_t *A = malloc((size_t)M * K), *B = malloc((size_t)K * N);
+    float *Af = malloc((size_t)M * K * sizeof *Af), *Bf = malloc((size_t)K * N * sizeof *Bf);
+    float *Cq = malloc((size_t)M * N * sizeof *Cq), *Cf = malloc((size_t)M * N * sizeof *Cf);
+    for (int i = 0; i < M * K; i++) {
+        A[i] = (uint8_t)(urand() % 61 == 0 ? 0x7C + urand() % 4 : urand() % 0x70);
+        Af[i] = lut[A[i]];
+    }
+    for (int i = 0; i < K * N; i++) {
+        B[i] = (uint8_t)(urand() % 53 == 0 ? 0xFC + urand() % 4 : 0x80 + urand() % 0x70);
+        Bf[i] = lut[B[i]];
+    }
+    long nonfinite = 0;
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+        if (!dj_cpu_supports((dj_isa)isa))
+            continue;
+        for (int tb = 0; tb < 2; tb++) {
+            dj__sgemm_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, Af, K, Bf, tb ? K : N, 0.0f, Cf,
+                          N, NULL);
+            dj__gemm_q_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, dj_opd_u8(A, lut), K,
+                           dj_opd_u8(B, lut), tb ? K : N, 0.0f, Cq, N, NULL);
+            CHECK(memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
+                  "%s tb=%d: NaN/Inf operands: dj_gemm_q differs from dj_sgemm",
+                  dj_isa_name((dj_isa)isa), tb);
+            for (int i = 0; i < M * N; i++)
+                nonfinite += !isfinite(Cf[i]);
+        }
+    }
+    CHECK(nonfinite > 0, "the specials test produced no NaN/Inf");
+    free(A);
+    free(B);
+    free(Af);
+    free(Bf);
+    free(Cq);
+    free(Cf);
+}
+
+/* dj_cf_decode_lut8 is dj_cf_decode (scaled) code by code. */
+static void test_lut(void)
+{
+    static const struct {
+        dj_format f;
+        int bias, scale;
+    } cases[] = {
+        {DJ_FMT_CF8_143, 0, 0},  {DJ_FMT_CF8_143, 7, 0},  {DJ_FMT_CF8_143, 63, 0},
+        {DJ_FMT_CF8_152, 15, 0}, {DJ_FMT_CF8_152, 40, 0}, {DJ_FMT_E4M3, 7, 0},
+        {DJ_FMT_E4M3, 7, -5},    {DJ_FMT_E4M3, 7, 9},     {DJ_FMT_E5M2, 15, 0},
+        {DJ_FMT_E5M2, 15, 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float lut[256];
+        const dj_format f = cases[c].f;
+        dj_cf_decode_lut8(f, cases[c].bias, cases[c].scale, lut);
+        long bad = 0;
+        for (uint32_t code = 0; code < 256; code++) {
+            unsigned flags = 0;
+            const float v = dj_cf_decode(f, cases[c].bias, code, &flags);
+            const dj_class cl = dj_format_classify(f, code);
+            if (cl == DJ_CLASS_NAN)
+                bad += !isnan(lut[code]) || !(f32_bits(lut[code]) & 0x00400000u) ||
+                       !!signbit(lut[code]) != !!(code & 0x80);
+            else if (cl == DJ_CLASS_INF)
+                bad += !isinf(lut[code]) || !!signbit(lut[code]) != !!(code & 0x80);
+            else
+                bad += f32_bits(lut[code]) != f32_bits(ldexpf(v, -cases[c].scale)) ||
+                       (double)lut[code] != ldexp((double)v, -cases[c].scale);
+        }
+        CHECK(bad == 0, "dj_cf_decode_lut8(%s, bias %d, scale %d): %ld codes wrong",
+              dj_format_desc_of(f)->name, cases[c].bias, cases[c].scale, bad);
+    }
+}
+
+/* All 256 codes of a NaN-free (and Inf-free) table as a 16 x 16 operand,
+ * times an identity: each element of C is one code's value (a sum of it
+ * and zeros; -0 may come back as +0), which encodes back to the code. Both
+ * sides, both transposes, every ISA. */
+static void test_roundtrip(dj_pool *pool)
+{
+    static const struct {
+        dj_format f;
+        int bias;
+    } cases[] = {{DJ_FMT_CF8_143, 0}, {DJ_FMT_CF8_143, 7}, {DJ_FMT_CF8_152, 15},
+                 {DJ_FMT_CF8_152, 63}};
+    uint8_t codes[256];
+    float eye[256], C[256];
+    for (int i = 0; i < 256; i++) {
+        codes[i] = (uint8_t)i;
+        eye[i] = i / 16 == i % 16 ? 1.0f : 0.0f;
+    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float lut[256];
+        const dj_format f = cases[c].f;
+        const int bias = cases[c].bias;
+        dj_cf_decode_lut8(f, bias, 0, lut);
+        long nan = 0;
+        for (int i = 0; i < 256; i++)
+            nan += !isfinite(lut[i]);
+        CHECK(nan == 0, "%s: the table has %ld non-finite values", dj_format_desc_of(f)->name, nan);
+        for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+            if (!dj_cpu_supports((dj_isa)isa))
+                continue;
+            for (int side = 0; side < 2; side++)
+                for (int tr = 0; tr < 2; tr++) {
+                    /* side 0: C = op(codes) * I; side 1: C = I * op(codes). With
+                     * tr the codes are read transposed, so C holds code j * 16 + i
+                     * at (i, j). */
+                    const dj_opd q = dj_opd_u8(codes, lut), e = dj_opd_f32(eye);
+                    if (side == 0)
+                        dj__gemm_q_isa((dj_isa)isa, pool, tr, 0, 16, 16, 16, 1.0f, q, 16, e, 16,
+                                       0.0f, C, 16, NULL);
+                    else
+                        dj__gemm_q_isa((dj_isa)isa, pool, 0, tr, 16, 16, 16, 1.0f, e, 16, q, 16,
+                                       0.0f, C, 16, NULL);
+                    long bad = 0;
+                    for (int i = 0; i < 16; i++)
+                        for (int j = 0; j < 16; j++) {
+                            const int code = tr ? j * 16 + i : i * 16 + j;
+                            const float got = C[i * 16 + j];
+                            const dj_round rn = {DJ_ROUND_NEAREST, 0};
+                            unsigned flags = 0;
+                            const uint32_t back = dj_cf_encode(f, bias, got, rn, 0, &flags);
+                            if (got != lut[code])
+                                bad++;
+                            else if (lut[code] != 0.0f ? back != (uint32_t)code
+                                                       : (back & 0x7F) != 0)
+                                bad++;
+                        }
+                    CHECK(bad == 0, "%s bias %d %s side=%d tr=%d: %ld codes do not round-trip",
+                          dj_format_desc_of(f)->name, bias, dj_isa_name((dj_isa)isa), side, tr,
+                          bad);
+                }
+        }
+    }
+}
+
+/* The decoders of every ISA agree with dj__opd_get on every length and
+ * alignment (the vector bodies and their tails). */
+static void test_decoders(void)
+{
+    enum { NMAX = 77 };
+    uint8_t c8[NMAX + 8];
+    uint16_t c16[NMAX + 8];
+    for (int i = 0; i < NMAX + 8; i++) {
+        c8[i] = (uint8_t)urand();
+        c16[i] = (uint16_t)urand();
+    }
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+        const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
+        if (!kd)
+            continue;
+        long bad = 0;
+        for (int kind = DJ_OPD_BF16; kind <= DJ_OPD_U8; kind++)
+            for (int off = 0; off < 3; off++)
+                for (int n = 0; n <= NMAX; n++) {
+                    const dj_opd o = kind == DJ_OPD_BF16 ? dj_opd_bf16(c16 + off)
+                                                         : dj_opd_u8(c8 + off, lut_e4m3);
+                    float out[NMAX + 1];
+                    out[n] = SENTINEL;
+                    kd->decode(o, n, out);
+                    for (int i = 0; i < n; i++)
+                        bad += f32_bits(out[i]) != f32_bits(dj__opd_get(o, i));
+                    bad += out[n] != SENTINEL;
+                }
+        CHECK(bad == 0, "%s decoder: %ld values wrong", dj_isa_name((dj_isa)isa), bad);
+    }
+}
+
+int main(void)
+{
+    dj_cf_decode_lut8(DJ_FMT_CF8_143, 7, 0, lut_cf8);
+    dj_cf_decode_lut8(DJ_FMT_E4M3, 7, 3, lut_e4m3);
+    dj_pool *p2 = NULL;
+    CHECK(dj_pool_create(2, &p2) == DJ_OK, "pool of 2");
+    dj_pool *pools[] = {NULL, p2};
+    test_lut();
+    test_decoders();
+    test_roundtrip(NULL);
+    test_roundtrip(p2);
+    test_shapes(pools, 2);
+    test_f32_wrapper(NULL);
+    test_f32_wrapper(p2);
+    test_specials(NULL);
+    test_specials(p2);
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++)
+        if (dj_cpu_supports((dj_isa)isa))
+            printf("test_gemm_q: checked ISA %s\n", dj_isa_name((dj_isa)isa));
+    dj_pool_destroy(p2);
+    return th_done("test_gemm_q");
+}
