@@ -96,6 +96,14 @@ const dj_format_desc *dj_format_desc_of(dj_format f); /* NULL if f is invalid */
 int dj_format_from_name(const char *name, dj_format *out);
 /* Nonzero if `bias` is allowed for format f. */
 int dj_format_bias_ok(dj_format f, int bias);
+/* Power-of-two scaling of the fixed-bias 8-bit formats (OCP E4M3, E5M2):
+ * encoding x * 2^s at the fixed bias b0 gives exactly the code of encoding x
+ * at the "effective bias" b0 + s (the value set is scaled by 2^-s, rounding
+ * and saturation with it), and decoding at b0 + s gives the value times
+ * 2^-s. The conversion functions (scalar and bulk) accept, besides the
+ * allowed biases, effective biases 0..63 for those formats; this says which
+ * biases a conversion accepts. */
+int dj_format_scaled_bias_ok(dj_format f, int bias);
 
 /* The exponent of the denormal scale: value of e=0 code with mantissa m is
  * m * 2^(dj_format_denorm_exp(f,bias) - man_bits). The one place where the

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dojo/precision.h"
 #include "dojo/status.h"
 
 typedef enum { DJ_OPTIM_SGD = 0, DJ_OPTIM_ADAMW } dj_optim_kind;
@@ -46,6 +47,7 @@ typedef struct {
     uint64_t seed;
     size_t train_limit, test_limit; /* use only the first N samples (0: all) */
     int log_every;            /* steps between step lines in metrics.jsonl */
+    dj_precision_config prec; /* number formats of the run (precision.h) */
 } dj_train_config;
 
 /* Built-in defaults (before the model spec and the command line). */
@@ -95,6 +97,10 @@ typedef struct {
     int epochs;
     double images_per_second; /* training throughput over the run */
     double seconds;
+    /* Bytes per trainable parameter of training state: master weights,
+     * gradients, optimizer moments and low-precision weight copies. */
+    double state_bytes_per_param;
+    size_t peak_rss_bytes;    /* the process's peak resident memory */
 } dj_train_result;
 
 /* Trains per c. resume != 0 continues from c->out's checkpoint. */

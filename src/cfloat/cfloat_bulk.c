@@ -69,7 +69,7 @@ static dj_status resolve(dj_isa *isa)
 static dj_status encode_any(dj_isa isa, dj_format f, int bias, const void *x, int x_bf16, void *out,
                             size_t n, dj_round r, uint64_t index0, unsigned *flags)
 {
-    if (!dj_format_bias_ok(f, bias))
+    if (!dj_format_scaled_bias_ok(f, bias))
         return DJ_ERR_ARG;
     dj_status st = resolve(&isa);
     if (st)
@@ -83,7 +83,7 @@ static dj_status encode_any(dj_isa isa, dj_format f, int bias, const void *x, in
 static dj_status decode_any(dj_isa isa, dj_format f, int bias, const void *in, void *out,
                             int out_bf16, size_t n, unsigned *flags)
 {
-    if (!dj_format_bias_ok(f, bias))
+    if (!dj_format_scaled_bias_ok(f, bias))
         return DJ_ERR_ARG;
     dj_status st = resolve(&isa);
     if (st)

@@ -127,7 +127,7 @@ static uint32_t inf_code(const dj_format_desc *d)
 uint32_t dj_cf_encode(dj_format f, int bias, float x, dj_round r, uint64_t index, unsigned *flags)
 {
     const dj_format_desc *d = dj_format_desc_of(f);
-    assert(d && dj_format_bias_ok(f, bias));
+    assert(d && dj_format_scaled_bias_ok(f, bias));
     const int M = d->man_bits;
     const uint32_t u = dj__f32_bits(x), a = u & 0x7fffffffu;
     const int neg = (int)(u >> 31);
@@ -224,7 +224,7 @@ uint32_t dj_cf_encode(dj_format f, int bias, float x, dj_round r, uint64_t index
 float dj_cf_decode(dj_format f, int bias, uint32_t code, unsigned *flags)
 {
     const dj_format_desc *d = dj_format_desc_of(f);
-    assert(d && dj_format_bias_ok(f, bias));
+    assert(d && dj_format_scaled_bias_ok(f, bias));
     const int M = d->man_bits;
     code &= (d->bits == 32 ? ~0u : (1u << d->bits) - 1);
     const int neg = d->sign_bits && (code >> (d->bits - 1)) & 1;

@@ -52,6 +52,14 @@ int dj_format_bias_ok(dj_format f, int bias)
     return d && bias >= d->bias_min && bias <= d->bias_max;
 }
 
+int dj_format_scaled_bias_ok(dj_format f, int bias)
+{
+    const dj_format_desc *d = dj_format_desc_of(f);
+    if (d && d->bits == 8 && d->bias_min == d->bias_max)
+        return bias >= 0 && bias <= 63;
+    return dj_format_bias_ok(f, bias);
+}
+
 int dj_format_denorm_exp(dj_format f, int bias)
 {
     /* Tesla: 2^(-bias) * 0.m.  IEEE: 2^(1-bias) * 0.m.  (Flush: the codes

@@ -41,6 +41,14 @@ void dj_train_usage(FILE *fp)
           "  --gamma X             step schedule: decay factor (0.1)\n"
           "  --augment on|off      random crop (pad 2) and horizontal flip (off)\n"
           "  --label-smoothing X   (0)\n"
+          "  --precision P         fp32|bf16|cfp8|cfp8-shp|ocp8 (fp32); see\n"
+          "                        docs/PRECISION.md\n"
+          "  --scaling S           delayed|current: amax of activations and\n"
+          "                        gradients over a history, or of this step (delayed)\n"
+          "  --amax-history N      steps of amax history for delayed scaling (16)\n"
+          "  --margin N            powers of two of headroom in bias choice (0)\n"
+          "  --keep-fp32 LIST      GEMM/conv layers kept in fp32: first,last (default),\n"
+          "                        none, or layer names (0,9)\n"
           "  --threads N           (all CPUs)\n"
           "  --seed N              (1)\n"
           "  --train-limit N       use only the first N training images\n"
@@ -230,7 +238,8 @@ int dj_cmd_train(int argc, char **argv)
             "--model", "--data", "--out", "--resume", "--epochs", "--batch-size", "--lr",
             "--optimizer", "--momentum", "--nesterov", "--weight-decay", "--schedule", "--warmup",
             "--step-size", "--gamma", "--augment", "--label-smoothing", "--threads", "--seed",
-            "--train-limit", "--test-limit", "--log-every", NULL};
+            "--train-limit", "--test-limit", "--log-every", "--precision", "--scaling",
+            "--amax-history", "--margin", "--keep-fp32", NULL};
         int k = 0;
         while (known[k] && !dj_opt_is(&it, known[k]))
             k++;
@@ -356,6 +365,30 @@ int dj_cmd_train(int argc, char **argv)
             if (parse_onoff(cmd, o, v, &b))
                 return DJ_EXIT_USAGE;
             *(o[2] == 'n' ? &c.nesterov : &c.augment) = b;
+        } else if (!strcmp(o, "--amax-history")) {
+            if (parse_intopt(cmd, o, v, 1, DJ_AMAX_HISTORY_MAX, &ll))
+                return DJ_EXIT_USAGE;
+            c.prec.history = (int)ll;
+        } else if (!strcmp(o, "--margin")) {
+            if (parse_intopt(cmd, o, v, 0, 8, &ll))
+                return DJ_EXIT_USAGE;
+            c.prec.margin = (int)ll;
+        } else if (!strcmp(o, "--precision")) {
+            if (dj_precision_from_name(v, &c.prec.precision)) {
+                dj_cli_err(cmd, "--precision: expected fp32, bf16, cfp8, cfp8-shp or ocp8, got '%s'", v);
+                return DJ_EXIT_USAGE;
+            }
+        } else if (!strcmp(o, "--scaling")) {
+            if (dj_scaling_from_name(v, &c.prec.scaling)) {
+                dj_cli_err(cmd, "--scaling: expected delayed or current, got '%s'", v);
+                return DJ_EXIT_USAGE;
+            }
+        } else if (!strcmp(o, "--keep-fp32")) {
+            if (strlen(v) >= sizeof c.prec.keep_fp32) {
+                dj_cli_err(cmd, "--keep-fp32: list too long");
+                return DJ_EXIT_USAGE;
+            }
+            snprintf(c.prec.keep_fp32, sizeof c.prec.keep_fp32, "%s", v);
         } else if (!strcmp(o, "--optimizer")) {
             if (dj_optim_from_name(v, &c.optimizer)) {
                 dj_cli_err(cmd, "--optimizer: expected sgd or adamw, got '%s'", v);
@@ -390,6 +423,9 @@ int dj_cmd_train(int argc, char **argv)
         dj_json_write_key(&w, "epochs"), dj_json_write_int(&w, res.epochs);
         dj_json_write_key(&w, "images_per_second"), dj_json_write_double(&w, res.images_per_second);
         dj_json_write_key(&w, "seconds"), dj_json_write_double(&w, res.seconds);
+        dj_json_write_key(&w, "precision"), dj_json_write_string(&w, dj_precision_name(c.prec.precision));
+        dj_json_write_key(&w, "state_bytes_per_param"), dj_json_write_double(&w, res.state_bytes_per_param);
+        dj_json_write_key(&w, "peak_rss_bytes"), dj_json_write_int(&w, (int64_t)res.peak_rss_bytes);
         dj_json_write_key(&w, "out"), dj_json_write_string(&w, c.out);
         dj_json_write_end_object(&w);
         const char *text;

@@ -68,6 +68,7 @@ void dj_train_config_defaults(dj_train_config *c)
     c->threads = 0; /* 0: all CPUs */
     c->seed = 1;
     c->log_every = 100;
+    dj_precision_config_defaults(&c->prec);
 }
 
 /* Reads the known keys of a "train"-like object into c; `full` requires the
@@ -78,7 +79,7 @@ static dj_status read_object(dj_train_config *c, const dj_json_value *o, int ful
         "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
         "beta1", "beta2", "adam_eps", "schedule", "warmup_epochs", "step_size", "gamma",
         "augment", "label_smoothing", "threads", "seed", "train_limit", "test_limit", "log_every",
-        "model", "data", "out", "format", NULL};
+        "precision", "scaling", "amax_history", "margin", "keep_fp32", "model", "data", "out", "format", NULL};
     dj_status st = dj_json_check_keys(o, spec_keys, e);
     if (st)
         return st;
@@ -113,6 +114,8 @@ static dj_status read_object(dj_train_config *c, const dj_json_value *o, int ful
     GET_INT("train_limit", 0, INT64_MAX, train_limit)
     GET_INT("test_limit", 0, INT64_MAX, test_limit)
     GET_INT("log_every", 0, 1000000000, log_every)
+    GET_INT("amax_history", 1, DJ_AMAX_HISTORY_MAX, prec.history)
+    GET_INT("margin", 0, 8, prec.margin)
 #undef GET_INT
 #undef GET_DBL
     if ((st = dj_json_opt_bool(o, "nesterov", c->nesterov, &b, e)) != DJ_OK)
@@ -137,6 +140,23 @@ static dj_status read_object(dj_train_config *c, const dj_json_value *o, int ful
     if (dj_sched_from_name(s, &c->schedule) != 0)
         return dj_json_errorf(e, DJ_ERR_PARSE, dj_json_get(o, "schedule"),
                               "unknown schedule \"%s\" (constant, cosine, step, onecycle)", s);
+    if ((st = dj_json_opt_string(o, "precision", dj_precision_name(c->prec.precision), &s, e)) !=
+        DJ_OK)
+        return st;
+    if (dj_precision_from_name(s, &c->prec.precision) != 0)
+        return dj_json_errorf(e, DJ_ERR_PARSE, dj_json_get(o, "precision"),
+                              "unknown precision \"%s\" (fp32, bf16, cfp8, cfp8-shp, ocp8)", s);
+    if ((st = dj_json_opt_string(o, "scaling", dj_scaling_name(c->prec.scaling), &s, e)) != DJ_OK)
+        return st;
+    if (dj_scaling_from_name(s, &c->prec.scaling) != 0)
+        return dj_json_errorf(e, DJ_ERR_PARSE, dj_json_get(o, "scaling"),
+                              "unknown scaling \"%s\" (delayed, current)", s);
+    if ((st = dj_json_opt_string(o, "keep_fp32", c->prec.keep_fp32, &s, e)) != DJ_OK)
+        return st;
+    if (strlen(s) >= sizeof c->prec.keep_fp32)
+        return dj_json_errorf(e, DJ_ERR_RANGE, dj_json_get(o, "keep_fp32"), "too long");
+    if (s != c->prec.keep_fp32)
+        snprintf(c->prec.keep_fp32, sizeof c->prec.keep_fp32, "%s", s);
     if (full) {
         struct {
             const char *key;
@@ -220,6 +240,11 @@ char *dj_train_config_to_json(const dj_train_config *c)
     KI("train_limit", c->train_limit);
     KI("test_limit", c->test_limit);
     KI("log_every", c->log_every);
+    KS("precision", dj_precision_name(c->prec.precision));
+    KS("scaling", dj_scaling_name(c->prec.scaling));
+    KI("amax_history", c->prec.history);
+    KI("margin", c->prec.margin);
+    KS("keep_fp32", c->prec.keep_fp32);
 #undef KS
 #undef KI
 #undef KD
