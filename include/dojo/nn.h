@@ -35,6 +35,7 @@
 
 #include "dojo/json.h"
 #include "dojo/pool.h"
+#include "dojo/precision.h"
 #include "dojo/status.h"
 #include "dojo/tensor.h"
 
@@ -98,5 +99,37 @@ const float *dj_model_forward(dj_model *m, dj_pool *pool, const float *x, int n,
 /* Backward pass of the last training forward: writes (overwrites) every
  * parameter's grad from dlogits (n x output size). */
 void dj_model_backward(dj_model *m, dj_pool *pool, const float *dlogits);
+
+/* ---- precision policies (precision.h) ---- */
+
+/* Sets the model's precision policy: which Conv2d/Linear layers read their
+ * operands in which format (all but those named by pc->keep_fp32). Call
+ * before dj_model_prepare (a later call drops the plan: prepare again).
+ * DJ_ERR_ARG, with dj_model_error() saying why, when keep_fp32 names no
+ * such layer. */
+dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc);
+
+/* What the formats did to one quantised tensor since the last reset. */
+typedef struct {
+    char name[160];           /* "3.weight", "3.input", "3.grad_output" */
+    const char *format;       /* "cfloat8_1_4_3", ... */
+    int scaled;               /* OCP: bias = fixed bias + scale exponent */
+    int bias_min, bias_max;   /* (effective) bias used */
+    float amax;               /* largest magnitude seen */
+    int64_t overflow;         /* elements beyond the largest value (saturated) */
+    int64_t underflow;        /* non-zero elements that became zero */
+    int64_t elements, steps;
+} dj_quant_stat;
+
+/* Fills up to cap entries (out may be NULL) and returns how many quantised
+ * tensors the model has; reset != 0 then starts new counts. */
+size_t dj_model_quant_stats(dj_model *m, dj_quant_stat *out, size_t cap, int reset);
+/* Empties every amax history (the start of an epoch). */
+void dj_model_quant_new_epoch(dj_model *m);
+/* Nonzero if parameter i (dj_model_params order) is the weight of a
+ * Conv2d/Linear that runs quantised under the policy. */
+int dj_model_param_quantized(const dj_model *m, size_t i);
+/* Bytes of the low-precision weight copies the GEMM/conv kernels read. */
+size_t dj_model_quant_weight_bytes(const dj_model *m);
 
 #endif

@@ -52,4 +52,13 @@ static inline uint32_t dj_rng_u32(uint64_t seed, uint64_t index, uint32_t word)
     return dj_rng_keyed(dj_rng_key_make(seed), (uint32_t)index, (uint32_t)(index >> 32), word);
 }
 
+/* 64-bit mixer (splitmix64's finaliser) for deriving seeds from seeds. */
+static inline uint64_t dj_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 #endif

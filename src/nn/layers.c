@@ -40,6 +40,36 @@ static void pool_dims(const dj_layer *L, int n, dj_pool2d_dims *d)
                         L->sh, L->sw, L->ph, L->pw);
 }
 
+/* ---- quantised operands (precision policies) ---- */
+
+/* The stochastic-rounding seed of a layer's gradient at a step. */
+static uint64_t grad_seed(uint64_t seed, uint64_t step, int uid)
+{
+    return dj_nn_mix64(seed ^ dj_nn_mix64(step ^ dj_nn_mix64(0x67726164ULL + (uint64_t)uid)));
+}
+
+/* Weights and input of a Conv2d/Linear into their formats (weights by their
+ * current amax, inputs per the scaling rule). */
+static void quant_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *x, size_t nin,
+                          int train)
+{
+    dj_layer_quant *q = L->q;
+    const dj_param *w = &m->params[L->p_weight];
+    if (w->value.dtype == DJ_DT_SHP) /* master weights in SHP (cfp8-shp) */
+        q->wo = dj_quant_run16(&q->w, pool, w->value.data, DJ_FMT_SHP, w->value.bias,
+                               w->value.numel, q->wc, 0, train);
+    else
+        q->wo = dj_quant_run(&q->w, pool, dj_tensor_f32(&w->value), w->value.numel, q->wc, 0,
+                             train);
+    q->xo = dj_quant_run(&q->x, pool, x, nin, q->xc, 0, train);
+}
+
+static dj_opd quant_backward(dj_model *m, dj_layer *L, dj_pool *pool, const float *dy, size_t n)
+{
+    return dj_quant_run(&L->q->g, pool, dy, n, L->q->gc,
+                        grad_seed(m->last_seed, m->last_step, L->uid), 1);
+}
+
 static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *x,
                                   int n, int train, uint64_t seed, uint64_t step)
 {
@@ -51,7 +81,12 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
     case DJ_L_CONV2D: {
         dj_conv2d_dims d;
         conv_dims(L, n, &d);
-        dj_conv2d_forward(pool, &d, x, pf(m, L->p_weight), pf(m, L->p_bias), L->y, m->ws);
+        if (L->q) {
+            quant_forward(m, L, pool, x, nin, train);
+            dj_conv2d_forward_q(pool, &d, L->q->xo, L->q->wo, pf(m, L->p_bias), L->y, m->ws);
+        } else {
+            dj_conv2d_forward(pool, &d, x, pf(m, L->p_weight), pf(m, L->p_bias), L->y, m->ws);
+        }
         return L->y;
     }
     case DJ_L_LINEAR: {
@@ -60,8 +95,13 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
         if (b)
             for (int i = 0; i < n; i++)
                 memcpy(L->y + (size_t)i * out, b, (size_t)out * sizeof(float));
-        dj_sgemm(pool, 0, 1, n, out, in, 1.0f, x, in, pf(m, L->p_weight), in, b ? 1.0f : 0.0f,
-                 L->y, out);
+        dj_opd xo = dj_opd_f32(x), wo = dj_opd_f32(pf(m, L->p_weight));
+        if (L->q) {
+            quant_forward(m, L, pool, x, nin, train);
+            xo = L->q->xo;
+            wo = L->q->wo;
+        }
+        dj_gemm_q(pool, 0, 1, n, out, in, 1.0f, xo, in, wo, in, b ? 1.0f : 0.0f, L->y, out, m->ws);
         return L->y;
     }
     case DJ_L_BATCHNORM2D: {
@@ -168,6 +208,15 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     case DJ_L_CONV2D: {
         dj_conv2d_dims d;
         conv_dims(L, n, &d);
+        if (L->q) {
+            const dj_opd go = quant_backward(m, L, pool, dy, (size_t)n * L->out_size);
+            dj_conv2d_backward_weight_q(pool, &d, L->q->xo, go, pg(m, L->p_weight),
+                                        pg(m, L->p_bias), m->ws);
+            if (!need_dx)
+                return NULL;
+            dj_conv2d_backward_data_q(pool, &d, go, L->q->wo, dx, m->ws);
+            return dx;
+        }
         dj_conv2d_backward_weight(pool, &d, L->x, dy, pg(m, L->p_weight), pg(m, L->p_bias),
                                   m->ws);
         if (!need_dx)
@@ -177,7 +226,14 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     }
     case DJ_L_LINEAR: {
         int in = (int)L->in_size, out = L->out_ch;
-        dj_sgemm(pool, 1, 0, out, in, n, 1.0f, dy, out, L->x, in, 0.0f, pg(m, L->p_weight), in);
+        dj_opd go = dj_opd_f32(dy), xo = dj_opd_f32(L->x), wo = dj_opd_f32(pf(m, L->p_weight));
+        if (L->q) {
+            go = quant_backward(m, L, pool, dy, (size_t)n * L->out_size);
+            xo = L->q->xo;
+            wo = L->q->wo;
+        }
+        dj_gemm_q(pool, 1, 0, out, in, n, 1.0f, go, out, xo, in, 0.0f, pg(m, L->p_weight), in,
+                  m->ws);
         float *db = pg(m, L->p_bias);
         if (db) {
             for (int j = 0; j < out; j++)
@@ -188,7 +244,7 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
         }
         if (!need_dx)
             return NULL;
-        dj_sgemm(pool, 0, 0, n, in, out, 1.0f, dy, out, pf(m, L->p_weight), in, 0.0f, dx, in);
+        dj_gemm_q(pool, 0, 0, n, in, out, 1.0f, go, out, wo, in, 0.0f, dx, in, m->ws);
         return dx;
     }
     case DJ_L_BATCHNORM2D: {

@@ -1213,6 +1213,12 @@ static void free_layer_plan(dj_layer *L)
     L->argmax = NULL;
     L->mask = NULL;
     L->x = NULL;
+    if (L->q) {
+        dj_free(L->q->wc);
+        dj_free(L->q->xc);
+        dj_free(L->q->gc);
+        L->q->wc = L->q->xc = L->q->gc = NULL;
+    }
     if (L->kind == DJ_L_RESIDUAL) {
         free_seq_plan(&L->body);
         free_seq_plan(&L->shortcut);
@@ -1256,6 +1262,17 @@ static void plan_buf(plan_ctx *p, void *dst, uint64_t elems, size_t elem_size)
     memcpy(dst, &q, sizeof q);
 }
 
+/* Code buffers of a quantised Conv2d/Linear: weights, input, output grad. */
+static void plan_quant(dj_model *m, dj_layer *L, int B, plan_ctx *p)
+{
+    if (!L->q)
+        return;
+    const size_t es = (size_t)dj_format_desc_of(L->q->x.fmt)->bits / 8;
+    plan_buf(p, &L->q->wc, m->params[L->p_weight].value.numel, es);
+    plan_buf(p, &L->q->xc, (uint64_t)B * L->in_size, es);
+    plan_buf(p, &L->q->gc, (uint64_t)B * L->out_size, es);
+}
+
 static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
 {
     size_t gsize = 0;
@@ -1270,13 +1287,25 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
             plan_buf(p, &L->y, nout, sizeof(float));
             if (dj_conv2d_dims_init(&d, B, (int)L->in.d[0], (int)L->in.d[1], (int)L->in.d[2],
                                     L->out_ch, L->kh, L->kw, L->sh, L->sw, L->ph, L->pw) == DJ_OK) {
-                size_t ws = dj_conv2d_workspace(&d, nthreads);
+                size_t ws = dj_conv2d_q_workspace(&d, nthreads);
                 if (ws > p->ws_floats)
                     p->ws_floats = ws;
             }
+            plan_quant(m, L, B, p);
             break;
         }
-        case DJ_L_LINEAR:
+        case DJ_L_LINEAR: {
+            const int in = (int)L->in_size, out = L->out_ch;
+            const size_t ws[3] = {dj_gemm_q_workspace(B, out, in, nthreads),
+                                  dj_gemm_q_workspace(out, in, B, nthreads),
+                                  dj_gemm_q_workspace(B, in, out, nthreads)};
+            for (int k = 0; k < 3; k++)
+                if (ws[k] > p->ws_floats)
+                    p->ws_floats = ws[k];
+            plan_buf(p, &L->y, nout, sizeof(float));
+            plan_quant(m, L, B, p);
+            break;
+        }
         case DJ_L_RELU:
         case DJ_L_GELU:
         case DJ_L_SILU:
@@ -1393,6 +1422,8 @@ const float *dj_model_forward(dj_model *m, dj_pool *pool, const float *x, int n,
         return NULL;
     m->last_n = 0;
     m->dinput = NULL;
+    m->last_seed = seed;
+    m->last_step = step;
     const float *y = dj_seq_forward(m, &m->top, pool, x, n, train ? 1 : 0, seed, step);
     m->last_n = n;
     m->last_train = train ? 1 : 0;
@@ -1421,6 +1452,10 @@ const float *dj_model_input_grad(const dj_model *m)
 
 static void free_seq(dj_seq *s)
 {
+    for (int i = 0; i < s->count; i++) {
+        free(s->layers[i].q);
+        s->layers[i].q = NULL;
+    }
     for (int i = 0; i < s->count; i++)
         if (s->layers[i].kind == DJ_L_RESIDUAL) {
             free_seq(&s->layers[i].body);
@@ -1576,4 +1611,211 @@ void dj_model_summary(const dj_model *m, char *buf, size_t size)
     sb_printf(&b, "total: %zu parameters, %.2f MFLOP forward per sample, %llu activations per sample\n",
               m->trainable, (double)m->flops / 1e6, (unsigned long long)m->acts);
     buf[size - 1] = 0;
+}
+
+/* ---- precision policies ---------------------------------------------------------------- */
+
+typedef void (*layer_fn)(dj_layer *L, void *arg);
+
+static void visit(dj_seq *s, layer_fn fn, void *arg)
+{
+    for (int i = 0; i < s->count; i++) {
+        dj_layer *L = &s->layers[i];
+        fn(L, arg);
+        if (L->kind == DJ_L_RESIDUAL) {
+            visit(&L->body, fn, arg);
+            if (L->has_shortcut)
+                visit(&L->shortcut, fn, arg);
+        }
+    }
+}
+
+typedef struct {
+    dj_layer *gemm[4096];
+    int n;
+} gemm_list;
+
+static void collect_gemm(dj_layer *L, void *arg)
+{
+    gemm_list *g = arg;
+    if ((L->kind == DJ_L_CONV2D || L->kind == DJ_L_LINEAR) && g->n < 4096)
+        g->gemm[g->n++] = L;
+}
+
+static void drop_quant(dj_layer *L, void *arg)
+{
+    (void)arg;
+    free(L->q);
+    L->q = NULL;
+}
+
+dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc)
+{
+    if (!m || !pc || (unsigned)pc->precision >= DJ_PREC_COUNT)
+        return DJ_ERR_ARG;
+    m->error[0] = 0;
+    /* the plan's code buffers belong to the old policy */
+    free_seq_plan(&m->top);
+    dj_free(m->ws);
+    m->ws = NULL;
+    m->max_batch = m->nthreads = 0;
+    m->last_n = 0;
+    visit(&m->top, drop_quant, NULL);
+    m->prec = *pc;
+
+    gemm_list *g = calloc(1, sizeof *g);
+    if (!g)
+        return DJ_ERR_NOMEM;
+    visit(&m->top, collect_gemm, g);
+    char *keep = calloc((size_t)g->n + 1, 1);
+    if (!keep) {
+        free(g);
+        return DJ_ERR_NOMEM;
+    }
+    /* keep_fp32: comma-separated "first", "last", "none" or layer names */
+    char list[sizeof pc->keep_fp32];
+    snprintf(list, sizeof list, "%s", pc->keep_fp32);
+    dj_status st = DJ_OK;
+    for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (!strcmp(tok, "none"))
+            continue;
+        if (!strcmp(tok, "first") || !strcmp(tok, "last")) {
+            if (g->n)
+                keep[tok[0] == 'f' ? 0 : g->n - 1] = 1;
+            continue;
+        }
+        int found = 0;
+        for (int i = 0; i < g->n; i++)
+            if (!strcmp(g->gemm[i]->name, tok))
+                keep[i] = found = 1;
+        if (!found) {
+            snprintf(m->error, sizeof m->error,
+                     "%s: keep_fp32 names \"%.40s\", which is no Conv2d or Linear layer of the "
+                     "model (names are state_dict prefixes such as 0 or 3.body.0)",
+                     m->name, tok);
+            st = DJ_ERR_ARG;
+            break;
+        }
+    }
+    const dj_precision_formats f = dj_precision_formats_of(pc->precision);
+    for (int i = 0; st == DJ_OK && i < g->n && f.fwd != DJ_FMT_COUNT; i++) {
+        if (keep[i])
+            continue;
+        dj_layer_quant *q = calloc(1, sizeof *q);
+        if (!q) {
+            st = DJ_ERR_NOMEM;
+            break;
+        }
+        const int cur = pc->scaling == DJ_SCALING_CURRENT;
+        dj_quant_init(&q->w, f.fwd, f.fwd_round, f.scaled, 1, 1, pc->margin);
+        dj_quant_init(&q->x, f.fwd, f.fwd_round, f.scaled, cur, pc->history, pc->margin);
+        dj_quant_init(&q->g, f.bwd, f.bwd_round, f.scaled, cur, pc->history, pc->margin);
+        g->gemm[i]->q = q;
+    }
+    if (st)
+        visit(&m->top, drop_quant, NULL);
+    free(keep);
+    free(g);
+    return st;
+}
+
+typedef struct {
+    dj_quant_stat *out;
+    size_t cap, n;
+    int reset;
+} stat_ctx;
+
+static void stat_one(stat_ctx *c, const char *layer, const char *what, dj_quant *q)
+{
+    if (c->out && c->n < c->cap) {
+        dj_quant_stat *s = &c->out[c->n];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s.%s", layer, what);
+        s->format = dj_format_desc_of(q->fmt)->name;
+        s->scaled = q->scaled;
+        s->bias_min = q->calls ? q->bias_min : q->bias;
+        s->bias_max = q->calls ? q->bias_max : q->bias;
+        s->amax = q->amax;
+        s->overflow = q->overflow;
+        s->underflow = q->underflow;
+        s->elements = q->elements;
+        s->steps = q->calls;
+    }
+    c->n++;
+    if (c->reset) {
+        q->overflow = q->underflow = q->elements = q->calls = 0;
+        q->bias_min = 1 << 30;
+        q->bias_max = -(1 << 30);
+        q->amax = 0.0f;
+    }
+}
+
+static void stat_layer(dj_layer *L, void *arg)
+{
+    if (!L->q)
+        return;
+    stat_one(arg, L->name, "weight", &L->q->w);
+    stat_one(arg, L->name, "input", &L->q->x);
+    stat_one(arg, L->name, "grad_output", &L->q->g);
+}
+
+size_t dj_model_quant_stats(dj_model *m, dj_quant_stat *out, size_t cap, int reset)
+{
+    stat_ctx c = {out, cap, 0, reset};
+    visit(&m->top, stat_layer, &c);
+    return c.n;
+}
+
+static void new_epoch_layer(dj_layer *L, void *arg)
+{
+    (void)arg;
+    if (L->q) {
+        dj_quant_reset_history(&L->q->x);
+        dj_quant_reset_history(&L->q->g);
+    }
+}
+
+void dj_model_quant_new_epoch(dj_model *m)
+{
+    visit(&m->top, new_epoch_layer, NULL);
+}
+
+typedef struct {
+    const dj_model *m;
+    size_t bytes;
+} wbytes_ctx;
+
+static void wbytes_layer(dj_layer *L, void *arg)
+{
+    wbytes_ctx *c = arg;
+    if (L->q)
+        c->bytes += c->m->params[L->p_weight].value.numel *
+                    (size_t)(dj_format_desc_of(L->q->w.fmt)->bits / 8);
+}
+
+size_t dj_model_quant_weight_bytes(const dj_model *m)
+{
+    wbytes_ctx c = {m, 0};
+    visit((dj_seq *)&m->top, wbytes_layer, &c);
+    return c.bytes;
+}
+
+typedef struct {
+    size_t i;
+    int found;
+} pq_ctx;
+
+static void pq_layer(dj_layer *L, void *arg)
+{
+    pq_ctx *c = arg;
+    if (L->q && L->p_weight >= 0 && (size_t)L->p_weight == c->i)
+        c->found = 1;
+}
+
+int dj_model_param_quantized(const dj_model *m, size_t i)
+{
+    pq_ctx c = {i, 0};
+    visit((dj_seq *)&m->top, pq_layer, &c);
+    return c.found;
 }

@@ -15,6 +15,46 @@
 
 #include "dojo/kernels.h"
 #include "dojo/nn.h"
+#include "dojo/precision.h"
+#include "dojo/rng.h"
+
+/* ---- quant.c: one tensor's quantiser (format, bias choice, statistics) ---- */
+typedef struct {
+    dj_format fmt;        /* DJ_FMT_BF16 or an 8-bit format */
+    dj_rounding rounding;
+    int scaled;           /* OCP: power-of-two scale; bias = fixed bias + scale exponent */
+    int current;          /* scale by this step's amax (else the history's largest) */
+    int history, margin;
+    float hist[DJ_AMAX_HISTORY_MAX];
+    int hcount, hpos;
+    int bias;             /* (effective) bias of the last quantisation */
+    int lut_bias;         /* bias lut was built for (-1: none) */
+    float lut[256];
+    /* statistics since the last dj_quant_take */
+    int64_t overflow, underflow, elements, calls;
+    int bias_min, bias_max;
+    float amax;
+} dj_quant;
+
+void dj_quant_init(dj_quant *q, dj_format fmt, dj_rounding r, int scaled, int current,
+                   int history, int margin);
+/* Empties the amax history (at each epoch's start). */
+void dj_quant_reset_history(dj_quant *q);
+/* Quantises x[0, n) into codes (uint8_t for 8-bit formats, uint16_t for
+ * bf16), element i drawing its stochastic bits from (seed, i). record = 1
+ * (training) enters the amax into the history and counts statistics;
+ * record = 0 (evaluation) scales by the current amax and changes nothing.
+ * Returns the operand for the kernels. */
+dj_opd dj_quant_run(dj_quant *q, dj_pool *pool, const float *x, size_t n, void *codes,
+                    uint64_t seed, int record);
+/* The same from 16-bit codes (SHP master weights) of src_fmt at src_bias;
+ * the source must be a sign-magnitude format. */
+dj_opd dj_quant_run16(dj_quant *q, dj_pool *pool, const uint16_t *src, dj_format src_fmt,
+                      int src_bias, size_t n, void *codes, uint64_t seed, int record);
+/* The bias for a given amax (scaled formats: fixed bias + scale exponent). */
+int dj_quant_bias_for(const dj_quant *q, float amax);
+/* Largest |x| (NaN ignored). */
+float dj_amax(dj_pool *pool, const float *x, size_t n);
 
 typedef enum {
     DJ_L_CONV2D = 0,
@@ -82,6 +122,8 @@ struct dj_layer {
     /* state of the last forward */
     const float *x;      /* the input it saw */
     int fwd_train;       /* it ran in training mode */
+    /* Conv2d/Linear under an 8-bit or bf16 policy (NULL: float32) */
+    struct dj_layer_quant *q;
     int dropped;         /* Dropout applied a mask (train and p > 0) */
 };
 
@@ -137,7 +179,18 @@ struct dj_model {
     const float *dinput;
 
     char error[256];     /* why the last dj_model_prepare failed */
+
+    /* precision policy (dj_model_set_precision) */
+    dj_precision_config prec;
+    uint64_t last_seed, last_step; /* of the last forward: keys backward's rounding */
 };
+
+/* The quantisers and code buffers of a Conv2d/Linear layer. */
+typedef struct dj_layer_quant {
+    dj_quant w, x, g;    /* weight, input activation, gradient of the output */
+    void *wc, *xc, *gc;  /* their codes */
+    dj_opd wo, xo;       /* operands of the last forward */
+} dj_layer_quant;
 
 /* ---- layers.c ------------------------------------------------------------ */
 
@@ -165,14 +218,10 @@ const float *dj_model_input_grad(const dj_model *m);
 /* Forward FLOPs per sample (conv and linear multiply-adds x 2). */
 uint64_t dj_model_flops(const dj_model *m);
 
-/* 64-bit mixer (splitmix64's finaliser) used to derive per-parameter and
- * per-layer seeds. */
+/* Seed derivation (see rng.h). */
 static inline uint64_t dj_nn_mix64(uint64_t z)
 {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return dj_mix64(z);
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "dojo/dataset.h"
@@ -17,6 +18,7 @@
 #include "dojo/kernels.h"
 #include "dojo/loader.h"
 #include "dojo/nn.h"
+#include "dojo/rng.h"
 #include "dojo/safetensors.h"
 #include "dojo/train.h"
 #include "train/train_internal.h"
@@ -167,21 +169,45 @@ dj_status dj__evaluate(dj_model *m, dj_pool *pool, dj_loader *l, int classes,
 
 /* ---- checkpoints ---- */
 
+/* The float32 data of a tensor for the checkpoint: its own, or (SHP
+ * masters) decoded into a new buffer that *tmp owns. */
+static const void *f32_data(const dj_tensor *t, float **tmp)
+{
+    *tmp = NULL;
+    if (t->dtype != DJ_DT_SHP)
+        return t->data;
+    *tmp = dj_alloc(t->numel * sizeof(float));
+    if (*tmp) {
+        unsigned fl = 0;
+        dj_cf_decode_array(DJ_FMT_SHP, t->bias, t->data, *tmp, t->numel, &fl);
+    }
+    return *tmp;
+}
+
 static dj_status save_checkpoint(run *r, char *err, size_t errlen)
 {
     size_t n = r->nparams * 3;
     dj_st_tensor *t = calloc(n, sizeof *t);
     char (*names)[160] = calloc(n, sizeof *names);
-    if (!t || !names) {
+    float **tmp = calloc(n, sizeof *tmp);
+    if (!t || !names || !tmp) {
         free(t);
         free(names);
+        free(tmp);
         return DJ_ERR_NOMEM;
     }
     size_t k = 0;
+    int nomem = 0;
     for (size_t i = 0; i < r->nparams; i++) {
         const dj_param *p = &r->params[i];
-        t[k++] = (dj_st_tensor){p->name, p->value.dtype, 0, p->value.ndim, p->value.shape,
-                                p->value.data, dj_tensor_nbytes(&p->value)};
+        const void *d = f32_data(&p->value, &tmp[k]);
+        nomem |= !d;
+        t[k] = (dj_st_tensor){p->name, p->value.dtype == DJ_DT_SHP ? DJ_DT_F32 : p->value.dtype, 0,
+                              p->value.ndim, p->value.shape, d,
+                              p->value.numel * dj_dtype_size(p->value.dtype == DJ_DT_SHP
+                                                                 ? DJ_DT_F32
+                                                                 : p->value.dtype)};
+        k++;
     }
     for (int which = 0; which < 2; which++) {
         const dj_tensor *st = which == 0 ? r->opt_a : r->opt_b;
@@ -192,8 +218,10 @@ static dj_status save_checkpoint(run *r, char *err, size_t errlen)
             if (!st[i].data)
                 continue;
             snprintf(names[k], sizeof names[k], "optimizer.%s.%s", r->params[i].name, suffix);
-            t[k] = (dj_st_tensor){names[k], DJ_DT_F32, 0, st[i].ndim, st[i].shape, st[i].data,
-                                  dj_tensor_nbytes(&st[i])};
+            const void *d = f32_data(&st[i], &tmp[k]);
+            nomem |= !d;
+            t[k] = (dj_st_tensor){names[k], DJ_DT_F32, 0, st[i].ndim, st[i].shape, d,
+                                  st[i].numel * sizeof(float)};
             k++;
         }
     }
@@ -210,8 +238,13 @@ static dj_status save_checkpoint(run *r, char *err, size_t errlen)
                          {"dojo.config", cfg ? cfg : "{}"}};
     char path[DJ_PATH_MAX + 32];
     out_path(r, "checkpoint.safetensors", path, sizeof path);
-    dj_status st = dj_safetensors_write(path, t, k, meta, sizeof meta / sizeof meta[0], err, errlen);
+    dj_status st = nomem ? DJ_ERR_NOMEM
+                         : dj_safetensors_write(path, t, k, meta, sizeof meta / sizeof meta[0],
+                                                err, errlen);
     free(cfg);
+    for (size_t i = 0; i < n; i++)
+        dj_free(tmp[i]);
+    free(tmp);
     free(t);
     free(names);
     return st;
@@ -331,6 +364,127 @@ static void json_line(dj_json_writer *w, run *r)
     dj_json_writer_reset(w);
 }
 
+/* ---- master weights in SHP (cfp8-shp) ----
+ * A parameter's value and optimizer moments are SHP codes, each tensor with
+ * its own bias: the largest at which the tensor's largest magnitude, times
+ * 2 (margin 1), fits. An update runs twice over the codes in chunks: decode,
+ * the float32 optimizer step, and (pass 1) the new largest magnitudes, or
+ * (pass 2) encoding at the biases that fit them, with stochastic rounding
+ * keyed by (seed, step, parameter, tensor) and the element index. The bias
+ * is a function of the values, so a checkpoint (which holds the decoded
+ * values in float32) restores the same codes. */
+#define SHP_MARGIN 1
+#define SHP_CHUNK 2048
+#define SHP_TASKS 64
+
+static int shp_bias_of(float amax)
+{
+    int b;
+    dj_cf_bias_for_amax(DJ_FMT_SHP, amax, SHP_MARGIN, &b);
+    return b;
+}
+
+/* float32 tensor -> SHP codes (round to nearest; exact for values that came
+ * from SHP at the same bias). */
+static dj_status tensor_to_shp(dj_tensor *t)
+{
+    if (!t->data || t->dtype == DJ_DT_SHP)
+        return DJ_OK;
+    dj_tensor n;
+    dj_status st = dj_tensor_init(&n, DJ_DT_SHP, t->ndim, t->shape);
+    if (st)
+        return st;
+    float amax = 0;
+    const float *x = dj_tensor_f32(t);
+    for (size_t i = 0; i < t->numel; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    n.bias = shp_bias_of(amax);
+    unsigned flags = 0;
+    dj_cf_encode_array(DJ_FMT_SHP, n.bias, x, n.data, t->numel, (dj_round){DJ_ROUND_NEAREST, 0}, 0,
+                       &flags);
+    dj_tensor_free(t);
+    *t = n;
+    return DJ_OK;
+}
+
+typedef struct {
+    run *r;
+    size_t i;          /* parameter */
+    float lr;
+    int pass, T;
+    dj_tensor *t[3];   /* value, moment a, moment b (NULL if absent) */
+    int newbias[3];
+    float amax[3][SHP_TASKS];
+} shp_job;
+
+static void shp_task(void *arg, int task)
+{
+    shp_job *j = arg;
+    const dj_train_config *c = &j->r->cfg;
+    const dj_param *p = &j->r->params[j->i];
+    const size_t n = p->value.numel;
+    const size_t lo = n * (size_t)task / (size_t)j->T, hi = n * (size_t)(task + 1) / (size_t)j->T;
+    float buf[3][SHP_CHUNK], amax[3] = {0, 0, 0};
+    for (size_t b = lo; b < hi; b += SHP_CHUNK) {
+        const size_t m = hi - b < SHP_CHUNK ? hi - b : SHP_CHUNK;
+        unsigned fl = 0;
+        for (int k = 0; k < 3; k++)
+            if (j->t[k])
+                dj_cf_decode_array(DJ_FMT_SHP, j->t[k]->bias, (const uint16_t *)j->t[k]->data + b,
+                                   buf[k], m, &fl);
+        const float *g = dj_tensor_f32(&p->grad) + b;
+        if (c->optimizer == DJ_OPTIM_SGD)
+            dj_sgd_update(NULL, m, buf[0], g, j->t[1] ? buf[1] : NULL, j->lr, (float)c->momentum,
+                          (float)c->weight_decay, c->nesterov, j->r->step == 0);
+        else
+            dj_adamw_update(NULL, m, buf[0], g, buf[1], buf[2], j->lr, (float)c->beta1,
+                            (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay,
+                            j->r->step + 1);
+        for (int k = 0; k < 3; k++) {
+            if (!j->t[k])
+                continue;
+            if (j->pass == 1) {
+                for (size_t e = 0; e < m; e++)
+                    amax[k] = fabsf(buf[k][e]) > amax[k] ? fabsf(buf[k][e]) : amax[k];
+            } else {
+                const uint64_t seed = dj_mix64(c->seed ^ dj_mix64(
+                    (uint64_t)j->r->step ^ dj_mix64(0x736870ULL + j->i * 4 + (uint64_t)k)));
+                dj_cf_encode_array(DJ_FMT_SHP, j->newbias[k], buf[k],
+                                   (uint16_t *)j->t[k]->data + b, m,
+                                   (dj_round){DJ_ROUND_STOCHASTIC, seed}, b, &fl);
+            }
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        j->amax[k][task] = amax[k];
+}
+
+static void update_param_shp(run *r, size_t i, double lr)
+{
+    dj_param *p = &r->params[i];
+    shp_job j = {r, i, (float)lr, 1, dj_pool_threads(r->pool), {&p->value, NULL, NULL}, {0}, {{0}}};
+    if (r->opt_a[i].data)
+        j.t[1] = &r->opt_a[i];
+    if (r->opt_b[i].data)
+        j.t[2] = &r->opt_b[i];
+    if (j.T > SHP_TASKS)
+        j.T = SHP_TASKS;
+    if ((size_t)j.T > p->value.numel / 16384 + 1)
+        j.T = (int)(p->value.numel / 16384 + 1);
+    dj_pool_run(j.T > 1 ? r->pool : NULL, shp_task, &j, j.T);
+    for (int k = 0; k < 3; k++) {
+        float a = 0;
+        for (int t = 0; t < j.T; t++)
+            a = j.amax[k][t] > a ? j.amax[k][t] : a;
+        j.newbias[k] = shp_bias_of(a);
+    }
+    j.pass = 2;
+    dj_pool_run(j.T > 1 ? r->pool : NULL, shp_task, &j, j.T);
+    for (int k = 0; k < 3; k++)
+        if (j.t[k])
+            j.t[k]->bias = j.newbias[k];
+}
+
 static void update_params(run *r, double lr)
 {
     const dj_train_config *c = &r->cfg;
@@ -338,6 +492,10 @@ static void update_params(run *r, double lr)
         dj_param *p = &r->params[i];
         if (p->is_buffer)
             continue;
+        if (p->value.dtype == DJ_DT_SHP) {
+            update_param_shp(r, i, lr);
+            continue;
+        }
         float *w = p->value.data;
         const float *g = p->grad.data;
         if (c->optimizer == DJ_OPTIM_SGD)
@@ -348,6 +506,62 @@ static void update_params(run *r, double lr)
                             (float)lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps,
                             (float)c->weight_decay, r->step + 1);
     }
+}
+
+/* "quant": per quantised tensor, what its format did this epoch: format,
+ * bias range, largest magnitude, saturated and flushed elements. */
+static void write_quant_stats(dj_json_writer *w, dj_model *m)
+{
+    const size_t n = dj_model_quant_stats(m, NULL, 0, 0);
+    if (!n)
+        return;
+    dj_quant_stat *s = calloc(n, sizeof *s);
+    if (!s)
+        return;
+    dj_model_quant_stats(m, s, n, 1);
+    dj_json_write_key(w, "quant");
+    dj_json_write_begin_object(w);
+    for (size_t i = 0; i < n; i++) {
+        dj_json_write_key(w, s[i].name);
+        dj_json_write_begin_object(w);
+        dj_json_write_key(w, "format"), dj_json_write_string(w, s[i].format);
+        if (s[i].scaled) { /* OCP: report the power-of-two scale */
+            const int b0 = dj_format_desc_of(DJ_FMT_E4M3)->bias_default;
+            const int fixed = strcmp(s[i].format, "e4m3") == 0 ? b0 : 15;
+            dj_json_write_key(w, "scale_exp_min"), dj_json_write_int(w, s[i].bias_min - fixed);
+            dj_json_write_key(w, "scale_exp_max"), dj_json_write_int(w, s[i].bias_max - fixed);
+        } else {
+            dj_json_write_key(w, "bias_min"), dj_json_write_int(w, s[i].bias_min);
+            dj_json_write_key(w, "bias_max"), dj_json_write_int(w, s[i].bias_max);
+        }
+        dj_json_write_key(w, "amax"), dj_json_write_double(w, s[i].amax);
+        dj_json_write_key(w, "overflow"), dj_json_write_int(w, s[i].overflow);
+        dj_json_write_key(w, "underflow"), dj_json_write_int(w, s[i].underflow);
+        dj_json_write_key(w, "elements"), dj_json_write_int(w, s[i].elements);
+        dj_json_write_end_object(w);
+    }
+    dj_json_write_end_object(w);
+    free(s);
+}
+
+/* Training state per trainable parameter: master weights, gradients,
+ * optimizer moments and the low-precision weight copies. */
+static double state_bytes_per_param(const run *r)
+{
+    size_t bytes = 0, count = 0;
+    for (size_t i = 0; i < r->nparams; i++) {
+        const dj_param *p = &r->params[i];
+        if (p->is_buffer)
+            continue;
+        count += p->value.numel;
+        bytes += dj_tensor_nbytes(&p->value) + dj_tensor_nbytes(&p->grad);
+        if (r->opt_a[i].data)
+            bytes += dj_tensor_nbytes(&r->opt_a[i]);
+        if (r->opt_b[i].data)
+            bytes += dj_tensor_nbytes(&r->opt_b[i]);
+    }
+    bytes += dj_model_quant_weight_bytes(r->model);
+    return count ? (double)bytes / (double)count : 0.0;
 }
 
 static dj_status setup(run *r, int resume, char *err, size_t errlen)
@@ -361,6 +575,10 @@ static dj_status setup(run *r, int resume, char *err, size_t errlen)
     if ((st = dj_model_load(c->model, &r->model, err, errlen)) != DJ_OK)
         return st;
     dj_model_init(r->model, c->seed);
+    if ((st = dj_model_set_precision(r->model, &c->prec)) != DJ_OK) {
+        snprintf(err, errlen, "%s", dj_model_error(r->model));
+        return st;
+    }
     int threads = c->threads;
     if ((st = dj_pool_create(threads, &r->pool)) != DJ_OK) {
         snprintf(err, errlen, "cannot start %d threads", threads);
@@ -423,6 +641,12 @@ static dj_status setup(run *r, int resume, char *err, size_t errlen)
         if (st)
             return st;
     }
+    if (dj_precision_formats_of(c->prec.precision).master == DJ_FMT_SHP)
+        for (size_t i = 0; i < r->nparams; i++)
+            if (dj_model_param_quantized(r->model, i) &&
+                (tensor_to_shp(&r->params[i].value) || tensor_to_shp(&r->opt_a[i]) ||
+                 tensor_to_shp(&r->opt_b[i])))
+                return DJ_ERR_NOMEM;
     return DJ_OK;
 }
 
@@ -463,6 +687,7 @@ dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_ho
 
     for (; r.epoch < c->epochs; r.epoch++) {
         const double t0 = now_seconds();
+        dj_model_quant_new_epoch(r.model);
         dj_loader_start(r.train, r.epoch);
         const float *x;
         const int32_t *y;
@@ -525,6 +750,7 @@ dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_ho
         dj_json_write_key(&w, "lr"), dj_json_write_double(&w, m.lr);
         dj_json_write_key(&w, "images_per_second"), dj_json_write_double(&w, m.images_per_second);
         dj_json_write_key(&w, "seconds"), dj_json_write_double(&w, m.seconds);
+        write_quant_stats(&w, r.model);
         dj_json_write_end_object(&w);
         json_line(&w, &r);
         /* The epoch counts as done once both files are on disk. */
@@ -544,6 +770,10 @@ dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_ho
         }
     }
     res->epochs = r.epoch;
+    res->state_bytes_per_param = state_bytes_per_param(&r);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        res->peak_rss_bytes = (size_t)ru.ru_maxrss * 1024;
     res->images_per_second = train_time > 0 ? train_images / train_time : 0;
     res->seconds = r.seconds;
     dj_json_writer_free(&w);
