@@ -127,7 +127,8 @@ typedef struct {
     void *codes;
     size_t n;
     int T, bias, wide;
-    float maxv;
+    float maxv;           /* elements beyond this overflow (saturate) */
+    int tie_over;         /* ... and those equal to it too */
     dj_round r;
     int64_t over[MAX_TASKS], under[MAX_TASKS];
 } enc_job;
@@ -153,14 +154,14 @@ static void enc_task(void *arg, int t)
             uint16_t *c = (uint16_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
             for (size_t i = 0; i < m; i++) {
-                over += fabsf(x[i]) <= j->maxv ? 0 : !isnan(x[i]);
+                over += fabsf(x[i]) > j->maxv || (j->tie_over && fabsf(x[i]) == j->maxv);
                 under += x[i] != 0.0f && (c[i] & 0x7fff) == 0;
             }
         } else {
             uint8_t *c = (uint8_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
             for (size_t i = 0; i < m; i++) {
-                over += fabsf(x[i]) <= j->maxv ? 0 : !isnan(x[i]);
+                over += fabsf(x[i]) > j->maxv || (j->tie_over && fabsf(x[i]) == j->maxv);
                 under += x[i] != 0.0f && (c[i] & 0x7f) == 0;
             }
         }
@@ -211,7 +212,20 @@ static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16
     j.T = tasks_for(pool, n);
     j.bias = bias;
     j.wide = wide;
-    j.maxv = (float)dj_format_max(q->fmt, bias);
+    /* Overflow as the standard defines it (docs/CFLOAT.md, rule 2): the
+     * value rounded with unbounded exponent exceeds max. Round to nearest:
+     * |x| >= max + ulp/2, the tie going up when max's mantissa is odd (all
+     * but E4M3, whose max mantissa is 110). Stochastic: any |x| > max may
+     * round up, so those count. */
+    const dj_format_desc *fd = dj_format_desc_of(q->fmt);
+    const double mx = dj_format_max(q->fmt, bias);
+    if (q->rounding == DJ_ROUND_NEAREST) {
+        j.maxv = (float)(mx + ldexp(1.0, (int)floor(log2(mx)) - fd->man_bits - 1));
+        j.tie_over = fd->specials != DJ_SPECIALS_E4M3;
+    } else {
+        j.maxv = (float)mx;
+        j.tie_over = 0;
+    }
     j.r = (dj_round){q->rounding, seed};
     dj_pool_run(j.T > 1 ? pool : NULL, enc_task, &j, j.T);
     q->bias = bias;

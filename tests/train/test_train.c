@@ -184,12 +184,82 @@ static void test_training(void)
     rmdir(base);
 }
 
+/* Every 8-bit/bf16 policy learns, logs what its formats did, reproduces
+ * itself from the seed (stochastic rounding included) and resumes
+ * bit-identically; SHP masters shrink the training state. */
+static void test_precisions(void)
+{
+    char base[] = "/tmp/dojo-prec-XXXXXX";
+    CHECK(mkdtemp(base) != NULL, "mkdtemp");
+    char a[600], b[600], ca[700], cb[700], mp[700], err[1024] = "";
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", base);
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", a);
+    const dj_precision pols[] = {DJ_PREC_BF16, DJ_PREC_CFP8, DJ_PREC_CFP8_SHP, DJ_PREC_OCP8};
+    const char *grad_fmt[] = {"\"bf16\"", "\"cfloat8_1_5_2\"", "\"cfloat8_1_5_2\"", "\"e5m2\""};
+    double bytes[4] = {0};
+    for (int k = 0; k < 4; k++) {
+        const char *name = dj_precision_name(pols[k]);
+        dj_train_config c;
+        dj_train_config_defaults(&c);
+        snprintf(c.model, sizeof c.model, "models/fmnist-mlp.json");
+        CHECK(dj_train_config_apply_spec(&c, err, sizeof err) == DJ_OK, "spec: %s", err);
+        snprintf(c.data, sizeof c.data, DATA);
+        snprintf(c.out, sizeof c.out, "%s", a);
+        c.prec.precision = pols[k];
+        snprintf(c.prec.keep_fp32, sizeof c.prec.keep_fp32, "none");
+        c.epochs = 2;
+        c.train_limit = 1500;
+        c.test_limit = 500;
+        c.threads = 2;
+        dj_train_result res;
+        CHECK(dj_train_run(&c, 0, NULL, &res, err, sizeof err) == DJ_OK, "%s run A: %s", name, err);
+        CHECK(res.last.test_accuracy > 0.65, "%s learns: %.3f", name, res.last.test_accuracy);
+        bytes[k] = res.state_bytes_per_param;
+        char *metrics = NULL;
+        size_t mlen = 0;
+        CHECK(dj_read_file(mp, 1 << 22, &metrics, &mlen, err, sizeof err) == DJ_OK, "metrics: %s", err);
+        CHECK(metrics && strstr(metrics, "\"quant\"") && strstr(metrics, "\"1.grad_output\"") &&
+                  strstr(metrics, grad_fmt[k]) && strstr(metrics, "\"underflow\""),
+              "%s: metrics.jsonl records the formats' statistics", name);
+        free(metrics);
+        snprintf(c.out, sizeof c.out, "%s", b);
+        CHECK(dj_train_run(&c, 0, NULL, &res, err, sizeof err) == DJ_OK, "%s run A again: %s", name, err);
+        CHECK(same_checkpoints(ca, cb), "%s: same seed, same weights (stochastic rounding reproducible)",
+              name);
+        rm_run(b);
+        stopper s = {1};
+        dj_train_hooks hooks = {NULL, NULL, stop_hook, &s};
+        CHECK(dj_train_run(&c, 0, &hooks, &res, err, sizeof err) == DJ_OK && res.epochs == 1,
+              "%s run B stops after one epoch: %s", name, err);
+        CHECK(dj_train_run(&c, 1, NULL, &res, err, sizeof err) == DJ_OK && res.epochs == 2,
+              "%s resume: %s", name, err);
+        CHECK(same_checkpoints(ca, cb), "%s: resumed run is bit-identical", name);
+        rm_run(b);
+        c.seed = 2;
+        CHECK(dj_train_run(&c, 0, NULL, &res, err, sizeof err) == DJ_OK, "%s seed 2: %s", name, err);
+        CHECK(!same_checkpoints(ca, cb), "%s: another seed, other weights", name);
+        rm_run(a);
+        rm_run(b);
+    }
+    /* fp32 weight, gradient and momentum (12) plus the weight copy the
+     * kernels read (bf16 2, CFloat8 1); SHP weight and momentum: 2 + 4 + 2 + 1 */
+    CHECK(fabs(bytes[0] - 14.0) < 0.01 && fabs(bytes[1] - 13.0) < 0.01 && fabs(bytes[2] - 9.0) < 0.01,
+          "state bytes per parameter: bf16 %.2f (14), cfp8 %.2f (13), cfp8-shp %.2f (9)",
+          bytes[0], bytes[1], bytes[2]);
+    rmdir(base);
+}
+
 int main(void)
 {
     test_config();
     struct stat sb;
-    if (stat(DATA, &sb) == 0)
+    if (stat(DATA, &sb) == 0) {
         test_training();
+        test_precisions();
+    }
     else
         printf("SKIP training tests: %s not installed (apt-get install dataset-fashion-mnist)\n", DATA);
     return th_done("test_train");
