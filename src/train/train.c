@@ -567,18 +567,20 @@ static double state_bytes_per_param(const run *r)
 static dj_status setup(run *r, int resume, char *err, size_t errlen)
 {
     const dj_train_config *c = &r->cfg;
-    dj_idx_dataset_opts dopt = {0, 0};
-    dj_status st = dj_idx_dataset_open(c->data, &dopt, &r->ds, err, errlen);
+    /* the model and its policy first: a spec error is reported before the
+     * data is read */
+    dj_status st = dj_model_load(c->model, &r->model, err, errlen);
     if (st)
-        return st;
-    r->have_ds = 1;
-    if ((st = dj_model_load(c->model, &r->model, err, errlen)) != DJ_OK)
         return st;
     dj_model_init(r->model, c->seed);
     if ((st = dj_model_set_precision(r->model, &c->prec)) != DJ_OK) {
         snprintf(err, errlen, "%s", dj_model_error(r->model));
         return st;
     }
+    dj_idx_dataset_opts dopt = {0, 0};
+    if ((st = dj_idx_dataset_open(c->data, &dopt, &r->ds, err, errlen)) != DJ_OK)
+        return st;
+    r->have_ds = 1;
     int threads = c->threads;
     if ((st = dj_pool_create(threads, &r->pool)) != DJ_OK) {
         snprintf(err, errlen, "cannot start %d threads", threads);

@@ -527,5 +527,18 @@ if [ -w /dev/full ]; then
     check "table to a full device: exit 1 (exit $rc)" test "$rc" -eq 1 -a -s "$TMP/err"
 fi
 
+# ---- train: precision options -------------------------------------------------------
+
+M=models/fmnist-cnn.json
+if [ -f "$M" ]; then
+    expect_err 2 "--precision: expected fp32, bf16, cfp8, cfp8-shp or ocp8, got 'fp16'" "" \
+        train --model "$M" --precision fp16
+    expect_err 2 "--scaling: expected delayed or current" "" train --model "$M" --scaling late
+    expect_err 2 "--margin: expected an integer in [0, 8]" "" train --model "$M" --margin 9
+    expect_err 2 "--amax-history: expected an integer in [1, 64]" "" train --model "$M" --amax-history 0
+    expect_err 1 'keep_fp32 names "5", which is no Conv2d or Linear layer' "" \
+        train --model "$M" --precision cfp8 --keep-fp32 first,5 --data /nonexistent-dir-for-test
+fi
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
