@@ -71,6 +71,8 @@ const float *dj_model_norm_std(const dj_model *m);
 
 dj_param *dj_model_params(dj_model *m, size_t *count);
 size_t dj_model_param_count(const dj_model *m); /* trainable scalars */
+/* Forward FLOPs per sample (conv and linear multiply-adds x 2). */
+uint64_t dj_model_flops(const dj_model *m);
 /* One line per layer: index, type, output shape, parameter count. */
 void dj_model_summary(const dj_model *m, char *buf, size_t size);
 

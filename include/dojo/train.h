@@ -120,4 +120,16 @@ dj_status dj_eval_run(const char *model_path, const char *checkpoint_path, const
                       int threads, int batch_size, size_t limit, dj_eval_result *res, char *err,
                       size_t errlen);
 
+/* ---- the training step alone (benchmarks: no data loading, no files) ----
+ * The model, policy, optimizer and thread pool of c, for batches of up to
+ * c->batch_size. A step is forward, loss, backward and update at c->lr. */
+typedef struct dj_train_stepper dj_train_stepper;
+dj_status dj_train_stepper_create(const dj_train_config *c, dj_train_stepper **out, char *err,
+                                  size_t errlen);
+double dj_train_stepper_step(dj_train_stepper *s, const float *x, const int32_t *y, int n);
+size_t dj_train_stepper_input_size(const dj_train_stepper *s); /* values per sample */
+int dj_train_stepper_classes(const dj_train_stepper *s);
+uint64_t dj_train_stepper_flops(const dj_train_stepper *s);    /* forward FLOPs per sample */
+void dj_train_stepper_free(dj_train_stepper *s);
+
 #endif

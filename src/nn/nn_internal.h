@@ -215,8 +215,6 @@ uint64_t dj_dropout_seed(uint64_t seed, uint64_t step, int uid);
 void dj_model_set_input_grad(dj_model *m, int on);
 const float *dj_model_input_grad(const dj_model *m);
 
-/* Forward FLOPs per sample (conv and linear multiply-adds x 2). */
-uint64_t dj_model_flops(const dj_model *m);
 
 /* Seed derivation (see rng.h). */
 static inline uint64_t dj_nn_mix64(uint64_t z)

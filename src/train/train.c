@@ -564,11 +564,11 @@ static double state_bytes_per_param(const run *r)
     return count ? (double)bytes / (double)count : 0.0;
 }
 
-static dj_status setup(run *r, int resume, char *err, size_t errlen)
+/* The model, its policy, the thread pool, the optimizer state and the loss
+ * buffers, for batches of up to maxb (no data, no files). */
+static dj_status setup_engine(run *r, int maxb, char *err, size_t errlen)
 {
     const dj_train_config *c = &r->cfg;
-    /* the model and its policy first: a spec error is reported before the
-     * data is read */
     dj_status st = dj_model_load(c->model, &r->model, err, errlen);
     if (st)
         return st;
@@ -577,20 +577,14 @@ static dj_status setup(run *r, int resume, char *err, size_t errlen)
         snprintf(err, errlen, "%s", dj_model_error(r->model));
         return st;
     }
-    dj_idx_dataset_opts dopt = {0, 0};
-    if ((st = dj_idx_dataset_open(c->data, &dopt, &r->ds, err, errlen)) != DJ_OK)
-        return st;
-    r->have_ds = 1;
     int threads = c->threads;
     if ((st = dj_pool_create(threads, &r->pool)) != DJ_OK) {
         snprintf(err, errlen, "cannot start %d threads", threads);
         return st;
     }
-    const int eval_batch = 500;
-    int maxb = c->batch_size > eval_batch ? c->batch_size : eval_batch;
     if ((st = dj_model_prepare(r->model, maxb, threads)) != DJ_OK) {
-        snprintf(err, errlen, "cannot allocate the model's buffers for batch %d: %s", maxb,
-                 dj_status_str(st));
+        snprintf(err, errlen, "%s", dj_model_error(r->model)[0] ? dj_model_error(r->model)
+                                                                 : dj_status_str(st));
         return st;
     }
     r->params = dj_model_params(r->model, &r->nparams);
@@ -614,6 +608,58 @@ static dj_status setup(run *r, int resume, char *err, size_t errlen)
     r->dlogits = dj_alloc((size_t)maxb * (size_t)r->classes * sizeof(float));
     if (!r->probs || !r->dlogits)
         return DJ_ERR_NOMEM;
+    return DJ_OK;
+}
+
+/* cfp8-shp: the quantised layers' weights and moments become SHP (after a
+ * checkpoint, if any, is loaded in float32). */
+static dj_status shp_masters(run *r)
+{
+    if (dj_precision_formats_of(r->cfg.prec.precision).master != DJ_FMT_SHP)
+        return DJ_OK;
+    for (size_t i = 0; i < r->nparams; i++)
+        if (dj_model_param_quantized(r->model, i) &&
+            (tensor_to_shp(&r->params[i].value) || tensor_to_shp(&r->opt_a[i]) ||
+             tensor_to_shp(&r->opt_b[i])))
+            return DJ_ERR_NOMEM;
+    return DJ_OK;
+}
+
+/* One training step on a batch; returns the mean loss and adds the number
+ * of correct predictions to *correct. */
+static double train_step(run *r, const float *x, const int32_t *y, int count, double lr,
+                         size_t *correct)
+{
+    const dj_train_config *c = &r->cfg;
+    const int outs = r->classes;
+    const float *logits = dj_model_forward(r->model, r->pool, x, count, 1, c->seed, (uint64_t)r->step);
+    double loss = dj_softmax_xent_forward(count, outs, logits, y, (float)c->label_smoothing, r->probs);
+    if (correct)
+        for (int i = 0; i < count; i++)
+            *correct += argmax(logits + (size_t)i * outs, outs) == y[i];
+    dj_softmax_xent_backward(count, outs, r->probs, y, (float)c->label_smoothing, r->dlogits);
+    dj_model_backward(r->model, r->pool, r->dlogits);
+    update_params(r, lr);
+    r->step++;
+    return loss;
+}
+
+#define EVAL_BATCH 500
+
+static dj_status setup(run *r, int resume, char *err, size_t errlen)
+{
+    const dj_train_config *c = &r->cfg;
+    const int eval_batch = EVAL_BATCH;
+    /* the model and its policy first: a spec error is reported before the
+     * data is read */
+    dj_status st = setup_engine(r, c->batch_size > eval_batch ? c->batch_size : eval_batch, err,
+                                errlen);
+    if (st)
+        return st;
+    dj_idx_dataset_opts dopt = {0, 0};
+    if ((st = dj_idx_dataset_open(c->data, &dopt, &r->ds, err, errlen)) != DJ_OK)
+        return st;
+    r->have_ds = 1;
 
     dj_loader_opts to = {.batch_size = c->batch_size, .shuffle = 1, .crop_pad = c->augment ? 2 : 0,
                          .hflip = c->augment, .seed = c->seed, .mean = dj_model_norm_mean(r->model),
@@ -643,13 +689,7 @@ static dj_status setup(run *r, int resume, char *err, size_t errlen)
         if (st)
             return st;
     }
-    if (dj_precision_formats_of(c->prec.precision).master == DJ_FMT_SHP)
-        for (size_t i = 0; i < r->nparams; i++)
-            if (dj_model_param_quantized(r->model, i) &&
-                (tensor_to_shp(&r->params[i].value) || tensor_to_shp(&r->opt_a[i]) ||
-                 tensor_to_shp(&r->opt_b[i])))
-                return DJ_ERR_NOMEM;
-    return DJ_OK;
+    return shp_masters(r);
 }
 
 dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_hooks *hooks,
@@ -699,14 +739,7 @@ dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_ho
         double lr = 0;
         while (dj_loader_next(r.train, &x, &y, &count)) {
             lr = dj_train_lr(c, r.step, steps_per_epoch);
-            const float *logits = dj_model_forward(r.model, r.pool, x, count, 1, c->seed, (uint64_t)r.step);
-            double loss = dj_softmax_xent_forward(count, outs, logits, y, (float)c->label_smoothing, r.probs);
-            for (int i = 0; i < count; i++)
-                correct += argmax(logits + (size_t)i * outs, outs) == y[i];
-            dj_softmax_xent_backward(count, outs, r.probs, y, (float)c->label_smoothing, r.dlogits);
-            dj_model_backward(r.model, r.pool, r.dlogits);
-            update_params(&r, lr);
-            r.step++;
+            const double loss = train_step(&r, x, y, count, lr, &correct);
             batch++;
             loss_sum += loss * count;
             seen += (size_t)count;
@@ -836,4 +869,60 @@ dj_status dj_eval_run(const char *model_path, const char *checkpoint_path, const
     dj_pool_destroy(pool);
     dj_model_free(m);
     return st;
+}
+
+/* ---- the step alone (benchmarks) ---- */
+
+struct dj_train_stepper {
+    run r;
+};
+
+dj_status dj_train_stepper_create(const dj_train_config *c, dj_train_stepper **out, char *err,
+                                  size_t errlen)
+{
+    *out = NULL;
+    dj_train_stepper *s = calloc(1, sizeof *s);
+    if (!s)
+        return DJ_ERR_NOMEM;
+    s->r.cfg = *c;
+    if (s->r.cfg.threads <= 0)
+        s->r.cfg.threads = dj_cpu_count();
+    dj_status st = setup_engine(&s->r, c->batch_size, err, errlen);
+    if (!st)
+        st = shp_masters(&s->r);
+    if (st) {
+        run_free(&s->r);
+        free(s);
+        return st;
+    }
+    *out = s;
+    return DJ_OK;
+}
+
+double dj_train_stepper_step(dj_train_stepper *s, const float *x, const int32_t *y, int n)
+{
+    return train_step(&s->r, x, y, n, s->r.cfg.lr, NULL);
+}
+
+size_t dj_train_stepper_input_size(const dj_train_stepper *s)
+{
+    return dj_model_input_size(s->r.model);
+}
+
+int dj_train_stepper_classes(const dj_train_stepper *s)
+{
+    return s->r.classes;
+}
+
+uint64_t dj_train_stepper_flops(const dj_train_stepper *s)
+{
+    return dj_model_flops(s->r.model);
+}
+
+void dj_train_stepper_free(dj_train_stepper *s)
+{
+    if (!s)
+        return;
+    run_free(&s->r);
+    free(s);
 }
