@@ -538,6 +538,15 @@ if [ -f "$M" ]; then
     expect_err 2 "--amax-history: expected an integer in [1, 64]" "" train --model "$M" --amax-history 0
     expect_err 1 'keep_fp32 names "5", which is no Conv2d or Linear layer' "" \
         train --model "$M" --precision cfp8 --keep-fp32 first,5 --data /nonexistent-dir-for-test
+    # dojo bench train runs a step under every policy and reports a rate
+    for p in fp32 bf16 cfp8 cfp8-shp ocp8; do
+        out=$("$D" bench train --model models/fmnist-mlp.json --precision $p --batch-size 32 \
+            --steps 2 --warmup 1 --repeat 1 --threads 1 --json 2>&1 | tail -n 1)
+        check "bench train --precision $p: $out" \
+            grep -Eq '"precision":"'$p'".*"images_per_second":[0-9.e+]+' <<<"$out"
+    done
+    expect_err 2 "--precision: expected fp32" "" bench train --precision fp8
+    expect_err 2 "--steps: expected an integer" "" bench train --steps 0
 fi
 
 echo "test_cli: $passed passed, $failed failed"
