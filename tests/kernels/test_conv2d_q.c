@@ -20,73 +20,10 @@
 #include "dojo/cfloat.h"
 #include "harness.h"
 #include "kernels/gemm_internal.h"
-
-static uint64_t rng_state = 0xD1B54A32D192ED03ULL;
-
-static uint32_t urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
-}
-
-static float frand(void)
-{
-    return (float)((double)(urand() >> 8) / (double)(1u << 24) * 2.0 - 1.0);
-}
+#include "opd_operand.h"
 
 static float lut_a[256], lut_b[256];
 
-static const char *kind_name(dj_opd_kind k)
-{
-    return k == DJ_OPD_F32 ? "f32" : k == DJ_OPD_BF16 ? "bf16" : "u8";
-}
-
-typedef struct {
-    dj_opd opd;
-    void *mem;
-    float *dec; /* the decoded values */
-} operand;
-
-static void make_operand(operand *o, dj_opd_kind k, size_t n, const float *lut)
-{
-    o->dec = malloc(n * sizeof(float));
-    if (k == DJ_OPD_F32) {
-        float *p = malloc(n * sizeof *p);
-        for (size_t i = 0; i < n; i++)
-            o->dec[i] = p[i] = frand();
-        o->mem = p;
-        o->opd = dj_opd_f32(p);
-    } else if (k == DJ_OPD_BF16) {
-        uint16_t *p = malloc(n * sizeof *p);
-        for (size_t i = 0; i < n; i++) {
-            const float f = frand();
-            uint32_t u;
-            memcpy(&u, &f, sizeof u);
-            p[i] = (uint16_t)(u >> 16);
-            o->dec[i] = dj_bf16_to_f32(p[i]);
-        }
-        o->mem = p;
-        o->opd = dj_opd_bf16(p);
-    } else {
-        uint8_t *p = malloc(n);
-        for (size_t i = 0; i < n; i++) {
-            do
-                p[i] = (uint8_t)urand();
-            while (!isfinite(lut[p[i]]));
-            o->dec[i] = lut[p[i]];
-        }
-        o->mem = p;
-        o->opd = dj_opd_u8(p, lut);
-    }
-}
-
-static void free_operand(operand *o)
-{
-    free(o->mem);
-    free(o->dec);
-}
 
 static void fill_nan(float *p, size_t n)
 {

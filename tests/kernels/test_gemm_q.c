@@ -21,28 +21,7 @@
 #include "dojo/cfloat.h"
 #include "harness.h"
 #include "kernels/gemm_internal.h"
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-
-static uint32_t urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
-}
-
-static float frand(void)
-{
-    return (float)((double)(urand() >> 8) / (double)(1u << 24) * 2.0 - 1.0);
-}
-
-static uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
+#include "opd_operand.h"
 
 #define SENTINEL 12345.0f
 
@@ -51,56 +30,6 @@ static uint32_t f32_bits(float f)
  * data unless a test wants them). */
 static float lut_cf8[256], lut_e4m3[256];
 
-static const char *kind_name(dj_opd_kind k)
-{
-    return k == DJ_OPD_F32 ? "f32" : k == DJ_OPD_BF16 ? "bf16" : "u8";
-}
-
-/* An operand of n elements of kind k with random values, and the float
- * array of its decoded values. The buffers belong to the caller. */
-typedef struct {
-    dj_opd opd;
-    void *mem;   /* the operand's storage */
-    float *dec;  /* its decoded values */
-} operand;
-
-static void make_operand(operand *o, dj_opd_kind k, size_t n, const float *lut)
-{
-    o->dec = malloc((n ? n : 1) * sizeof(float));
-    if (k == DJ_OPD_F32) {
-        float *p = malloc((n ? n : 1) * sizeof *p);
-        for (size_t i = 0; i < n; i++)
-            o->dec[i] = p[i] = frand();
-        o->mem = p;
-        o->opd = dj_opd_f32(p);
-    } else if (k == DJ_OPD_BF16) {
-        uint16_t *p = malloc((n ? n : 1) * sizeof *p);
-        for (size_t i = 0; i < n; i++) {
-            p[i] = (uint16_t)(f32_bits(frand()) >> 16);
-            if (urand() % 17 == 0)
-                p[i] = urand() % 2 ? 0x8000 : 0; /* signed zeros */
-            o->dec[i] = dj_bf16_to_f32(p[i]);
-        }
-        o->mem = p;
-        o->opd = dj_opd_bf16(p);
-    } else {
-        uint8_t *p = malloc(n ? n : 1);
-        for (size_t i = 0; i < n; i++) {
-            do
-                p[i] = (uint8_t)urand();
-            while (!isfinite(lut[p[i]]));
-            o->dec[i] = lut[p[i]];
-        }
-        o->mem = p;
-        o->opd = dj_opd_u8(p, lut);
-    }
-}
-
-static void free_operand(operand *o)
-{
-    free(o->mem);
-    free(o->dec);
-}
 
 static void fill_c(float *C, const float *C0, int M, int N, int ldc)
 {
