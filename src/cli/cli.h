@@ -38,6 +38,12 @@ void dj_cli_err(const char *cmd, const char *fmt, ...) DJ_PRINTF(2, 3);
  * readable line. Returns buf. */
 char *dj_cli_quote(const char *s, size_t n, size_t max_show, char *buf, size_t bufsize);
 
+/* The path this process was started as (main's argv[0], "dojo" until main
+ * sets it): for commands that run dojo again as a child process when
+ * /proc/self/exe is not available. */
+void dj_cli_set_program(const char *argv0);
+const char *dj_cli_program(void);
+
 /* ---- option parsing ----
  *
  * Options are `--name value` or `--name=value`; flags are `--name`. Usage:
@@ -94,11 +100,13 @@ int dj_cmd_cfloat(int argc, char **argv); /* cmd_cfloat.c */
 int dj_cmd_bench(int argc, char **argv);  /* cmd_bench.c  */
 int dj_cmd_train(int argc, char **argv);  /* cmd_train.c  */
 int dj_cmd_eval(int argc, char **argv);   /* cmd_train.c  */
+int dj_cmd_compare(int argc, char **argv); /* cmd_compare.c */
 
 /* Help texts (to the given stream). */
 void dj_cfloat_usage(FILE *fp);
 void dj_bench_usage(FILE *fp);
 void dj_train_usage(FILE *fp);
 void dj_eval_usage(FILE *fp);
+void dj_compare_usage(FILE *fp);
 
 #endif

@@ -69,6 +69,19 @@ char *dj_cli_quote(const char *s, size_t n, size_t max_show, char *buf, size_t b
     return buf;
 }
 
+static const char *g_program = "dojo";
+
+void dj_cli_set_program(const char *argv0)
+{
+    if (argv0 && *argv0)
+        g_program = argv0;
+}
+
+const char *dj_cli_program(void)
+{
+    return g_program;
+}
+
 /* ---- options ---- */
 
 void dj_opt_init(dj_opt_iter *it, int argc, char **argv, int first)

@@ -1,6 +1,6 @@
 /* main.c - the entry point of the `dojo` command: global options and the
- * dispatch to subcommands (`dojo train`, `dojo eval`, `dojo cfloat ...`,
- * `dojo bench ...`).
+ * dispatch to subcommands (`dojo train`, `dojo eval`, `dojo compare`,
+ * `dojo cfloat ...`, `dojo bench ...`).
  *
  * Conventions for every subcommand (see cli.h): usage on stdout with exit 0
  * for --help, one line `dojo: <command>: <message>` on stderr and exit 2
@@ -19,6 +19,8 @@ typedef struct {
 static const command g_commands[] = {
     {"train", dj_cmd_train, dj_train_usage, "train a model from a JSON spec"},
     {"eval", dj_cmd_eval, dj_eval_usage, "evaluate a checkpoint on the test split"},
+    {"compare", dj_cmd_compare, dj_compare_usage,
+     "train under several precision policies and seeds; report"},
     {"cfloat", dj_cmd_cfloat, dj_cfloat_usage, "number formats: encode, decode, table, info"},
     {"bench", dj_cmd_bench, dj_bench_usage, "benchmarks (dojo bench cfloat)"},
 };
@@ -59,6 +61,7 @@ static int unknown_command(const char *name)
 
 int main(int argc, char **argv)
 {
+    dj_cli_set_program(argv[0]);
     if (argc < 2) {
         usage(stderr);
         return DJ_EXIT_USAGE;
