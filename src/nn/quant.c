@@ -131,6 +131,7 @@ typedef struct {
     int tie_over;         /* ... and those equal to it too */
     dj_round r;
     int64_t over[MAX_TASKS], under[MAX_TASKS];
+    float amax[MAX_TASKS];    /* of each task's range (NaN ignored) */
 } enc_job;
 
 static void enc_task(void *arg, int t)
@@ -139,6 +140,7 @@ static void enc_task(void *arg, int t)
     size_t lo, hi;
     range_of(j->n, j->T, t, &lo, &hi);
     int64_t over = 0, under = 0;
+    float amax = 0.0f;
     /* Blocks of 4096 so that the counting pass reads what the encoder just
      * touched from L1/L2. */
     float tmp[4096];
@@ -154,20 +156,25 @@ static void enc_task(void *arg, int t)
             uint16_t *c = (uint16_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
             for (size_t i = 0; i < m; i++) {
-                over += fabsf(x[i]) > j->maxv || (j->tie_over && fabsf(x[i]) == j->maxv);
+                const float a = fabsf(x[i]);
+                over += a > j->maxv || (j->tie_over && a == j->maxv);
                 under += x[i] != 0.0f && (c[i] & 0x7fff) == 0;
+                amax = a > amax ? a : amax;
             }
         } else {
             uint8_t *c = (uint8_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
             for (size_t i = 0; i < m; i++) {
-                over += fabsf(x[i]) > j->maxv || (j->tie_over && fabsf(x[i]) == j->maxv);
+                const float a = fabsf(x[i]);
+                over += a > j->maxv || (j->tie_over && a == j->maxv);
                 under += x[i] != 0.0f && (c[i] & 0x7f) == 0;
+                amax = a > amax ? a : amax;
             }
         }
     }
     j->over[t] = over;
     j->under[t] = under;
+    j->amax[t] = amax;
 }
 
 static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16_t *src16,
@@ -175,30 +182,27 @@ static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16
                         int record)
 {
     const int wide = dj_format_desc_of(q->fmt)->bits == 16;
-    float amax;
+    const dj_format_desc *fd = dj_format_desc_of(q->fmt);
+    /* Delayed scaling with a history, or a format without a bias to choose
+     * (bf16): the bias does not depend on this tensor, whose amax is then
+     * taken in the encoding pass instead of a pass of its own. */
+    const int delayed = record && !q->current && q->hcount > 0;
+    const int fixed = fd->bias_min == fd->bias_max && !q->scaled;
+    float amax = 0.0f;
     if (src16) { /* sign-magnitude codes: the largest magnitude is the largest code */
         uint16_t mc = 0;
         for (size_t i = 0; i < n; i++)
             mc = (uint16_t)(src16[i] & 0x7fff) > mc ? (uint16_t)(src16[i] & 0x7fff) : mc;
         unsigned fl = 0;
         amax = dj_cf_decode(src_fmt, src_bias, mc, &fl);
-    } else {
+    } else if (!delayed && !fixed) {
         amax = dj_amax(pool, x, n);
     }
     float scale_amax = amax;
-    if (record && !q->current) {
-        /* Delayed: the bias comes from the steps before (the largest amax
-         * of the history); this step's amax only enters it. The first step
-         * of an epoch has no history and uses its own amax. */
-        if (q->hcount > 0) {
-            scale_amax = 0.0f;
-            for (int i = 0; i < q->hcount; i++)
-                scale_amax = q->hist[i] > scale_amax ? q->hist[i] : scale_amax;
-        }
-        q->hist[q->hpos] = amax;
-        q->hpos = (q->hpos + 1) % q->history;
-        if (q->hcount < q->history)
-            q->hcount++;
+    if (delayed) { /* the largest amax of the steps before */
+        scale_amax = 0.0f;
+        for (int i = 0; i < q->hcount; i++)
+            scale_amax = q->hist[i] > scale_amax ? q->hist[i] : scale_amax;
     }
     const int bias = dj_quant_bias_for(q, scale_amax);
     enc_job j = {0};
@@ -217,7 +221,6 @@ static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16
      * |x| >= max + ulp/2, the tie going up when max's mantissa is odd (all
      * but E4M3, whose max mantissa is 110). Stochastic: any |x| > max may
      * round up, so those count. */
-    const dj_format_desc *fd = dj_format_desc_of(q->fmt);
     const double mx = dj_format_max(q->fmt, bias);
     if (q->rounding == DJ_ROUND_NEAREST) {
         j.maxv = (float)(mx + ldexp(1.0, (int)floor(log2(mx)) - fd->man_bits - 1));
@@ -229,6 +232,17 @@ static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16
     j.r = (dj_round){q->rounding, seed};
     dj_pool_run(j.T > 1 ? pool : NULL, enc_task, &j, j.T);
     q->bias = bias;
+    if (!src16 && (delayed || fixed))
+        for (int t = 0; t < j.T; t++)
+            amax = j.amax[t] > amax ? j.amax[t] : amax;
+    if (record && !q->current) {
+        /* this step's amax enters the history (the first step of an epoch
+         * had none and was scaled by its own) */
+        q->hist[q->hpos] = amax;
+        q->hpos = (q->hpos + 1) % q->history;
+        if (q->hcount < q->history)
+            q->hcount++;
+    }
     if (record) {
         for (int t = 0; t < j.T; t++) {
             q->overflow += j.over[t];
