@@ -16,7 +16,8 @@ void dj_bench_usage(FILE *fp)
           "are ratios against a peer measured in the same run.\n"
           "\n"
           "  cfloat   CFloat conversion throughput (dojo bench cfloat --help)\n"
-          "  gemm     GEMM and convolution GFLOP/s (dojo bench gemm --help)\n"
+          "  gemm     GEMM GFLOP/s beside OpenBLAS and the peak; convolutions\n"
+          "           (dojo bench gemm --help)\n"
           "  train    images/s of the training step (dojo bench train --help)\n",
           fp);
 }
