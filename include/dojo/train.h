@@ -108,17 +108,21 @@ dj_status dj_train_run(const dj_train_config *c, int resume, const dj_train_hook
                        dj_train_result *res, char *err, size_t errlen);
 
 /* Evaluation of a checkpoint on the test split. confusion (classes x
- * classes, row = true label) may be NULL. */
+ * classes, row = true label) may be NULL. The forward pass runs under a
+ * precision policy: prec, or when prec is NULL the one the checkpoint's run
+ * trained with (its dojo.config metadata; fp32 if it has none), so that the
+ * figures agree with the run's own. res->precision says which. */
 typedef struct {
     size_t n;
     int classes;
     double loss, accuracy;
     int64_t confusion[32 * 32];
+    dj_precision precision;
 } dj_eval_result;
 
 dj_status dj_eval_run(const char *model_path, const char *checkpoint_path, const char *data_dir,
-                      int threads, int batch_size, size_t limit, dj_eval_result *res, char *err,
-                      size_t errlen);
+                      int threads, int batch_size, size_t limit, const dj_precision_config *prec,
+                      dj_eval_result *res, char *err, size_t errlen);
 
 /* ---- the training step alone (benchmarks: no data loading, no files) ----
  * The model, policy, optimizer and thread pool of c, for batches of up to

@@ -71,6 +71,10 @@ void dj_eval_usage(FILE *fp)
           "  --batch-size N    (500)\n"
           "  --threads N       (all CPUs)\n"
           "  --limit N         only the first N test images\n"
+          "  --precision P     fp32|bf16|cfp8|cfp8-shp|ocp8: the forward pass's number\n"
+          "                    formats (default: the policy the checkpoint was trained\n"
+          "                    with, so that the figures match the run's)\n"
+          "  --keep-fp32 LIST  with --precision: layers kept in fp32 (first,last)\n"
           "  --json            one JSON object instead of the text report\n",
           fp);
 }
@@ -442,7 +446,9 @@ int dj_cmd_eval(int argc, char **argv)
     const char *cmd = "eval";
     const char *model = NULL, *ckpt = NULL, *data = "/usr/share/datasets/fashion-mnist";
     long long batch = 500, threads = 0, limit = 0;
-    int json = 0, rc;
+    int json = 0, rc, have_prec = 0;
+    dj_precision_config prec;
+    dj_precision_config_defaults(&prec);
     dj_opt_iter it;
     dj_opt_init(&it, argc, argv, 1);
     while ((rc = dj_opt_next(&it, cmd)) == DJ_OPT_MORE) {
@@ -472,6 +478,22 @@ int dj_cmd_eval(int argc, char **argv)
         } else if (dj_opt_is(&it, "--limit")) {
             if (!(v = dj_opt_value(&it, cmd)) || parse_intopt(cmd, "--limit", v, 0, 1000000000000LL, &limit))
                 return DJ_EXIT_USAGE;
+        } else if (dj_opt_is(&it, "--precision")) {
+            if (!(v = dj_opt_value(&it, cmd)))
+                return DJ_EXIT_USAGE;
+            if (dj_precision_from_name(v, &prec.precision)) {
+                dj_cli_err(cmd, "--precision: expected fp32, bf16, cfp8, cfp8-shp or ocp8, got '%s'", v);
+                return DJ_EXIT_USAGE;
+            }
+            have_prec = 1;
+        } else if (dj_opt_is(&it, "--keep-fp32")) {
+            if (!(v = dj_opt_value(&it, cmd)))
+                return DJ_EXIT_USAGE;
+            if (strlen(v) >= sizeof prec.keep_fp32) {
+                dj_cli_err(cmd, "--keep-fp32: list too long");
+                return DJ_EXIT_USAGE;
+            }
+            snprintf(prec.keep_fp32, sizeof prec.keep_fp32, "%s", v);
         } else {
             return dj_opt_unknown(&it, cmd);
         }
@@ -484,7 +506,8 @@ int dj_cmd_eval(int argc, char **argv)
     }
     static dj_eval_result r;
     char err[1024] = "";
-    dj_status st = dj_eval_run(model, ckpt, data, (int)threads, (int)batch, (size_t)limit, &r, err, sizeof err);
+    dj_status st = dj_eval_run(model, ckpt, data, (int)threads, (int)batch, (size_t)limit,
+                               have_prec ? &prec : NULL, &r, err, sizeof err);
     if (st) {
         dj_cli_err(cmd, "%s", err);
         return DJ_EXIT_DATA;
@@ -496,6 +519,7 @@ int dj_cmd_eval(int argc, char **argv)
         dj_json_write_key(&w, "test_accuracy"), dj_json_write_double(&w, r.accuracy);
         dj_json_write_key(&w, "test_loss"), dj_json_write_double(&w, r.loss);
         dj_json_write_key(&w, "images"), dj_json_write_int(&w, (int64_t)r.n);
+        dj_json_write_key(&w, "precision"), dj_json_write_string(&w, dj_precision_name(r.precision));
         dj_json_write_key(&w, "confusion");
         dj_json_write_begin_array(&w);
         for (int i = 0; i < r.classes; i++) {
@@ -513,8 +537,8 @@ int dj_cmd_eval(int argc, char **argv)
         dj_json_writer_free(&w);
         return DJ_EXIT_OK;
     }
-    printf("test images: %zu\naccuracy:    %.2f%%\nloss:        %.4f\n\nconfusion matrix (rows: true, columns: predicted)\n",
-           r.n, 100 * r.accuracy, r.loss);
+    printf("test images: %zu\nprecision:   %s\naccuracy:    %.2f%%\nloss:        %.4f\n\nconfusion matrix (rows: true, columns: predicted)\n",
+           r.n, dj_precision_name(r.precision), 100 * r.accuracy, r.loss);
     printf("      ");
     for (int j = 0; j < r.classes; j++)
         printf("%6d", j);

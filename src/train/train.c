@@ -817,8 +817,8 @@ dj_status dj_train_run(const dj_train_config *cfg, int resume, const dj_train_ho
 }
 
 dj_status dj_eval_run(const char *model_path, const char *checkpoint_path, const char *data_dir,
-                      int threads, int batch_size, size_t limit, dj_eval_result *res, char *err,
-                      size_t errlen)
+                      int threads, int batch_size, size_t limit, const dj_precision_config *prec,
+                      dj_eval_result *res, char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
     dj_model *m = NULL;
@@ -834,6 +834,24 @@ dj_status dj_eval_run(const char *model_path, const char *checkpoint_path, const
         st = dj_safetensors_read(checkpoint_path, &f, err, errlen);
     if (!st)
         st = dj__load_params(m, f, checkpoint_path, err, errlen);
+    if (!st) {
+        /* the run's policy, from the config recorded in the checkpoint */
+        dj_train_config rc;
+        dj_train_config_defaults(&rc);
+        const char *cfg = dj_safetensors_meta(f, "dojo.config");
+        char ignore[256];
+        if (!prec && cfg &&
+            dj_train_config_from_json(&rc, cfg, strlen(cfg), checkpoint_path, ignore,
+                                      sizeof ignore) == DJ_OK)
+            prec = &rc.prec;
+        dj_precision_config fp32;
+        dj_precision_config_defaults(&fp32);
+        if (!prec)
+            prec = &fp32;
+        res->precision = prec->precision;
+        if ((st = dj_model_set_precision(m, prec)) != DJ_OK)
+            snprintf(err, errlen, "%s", dj_model_error(m));
+    }
     if (!st && !(st = dj_idx_dataset_open(data_dir, &dopt, &ds, err, errlen)))
         have_ds = 1;
     if (!st) {

@@ -138,7 +138,7 @@ static void test_training(void)
            res.last.test_loss, res.images_per_second);
     snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
     dj_eval_result ev;
-    CHECK(dj_eval_run(c.model, ca, DATA, 2, 250, 2000, &ev, err, sizeof err) == DJ_OK, "eval: %s", err);
+    CHECK(dj_eval_run(c.model, ca, DATA, 2, 250, 2000, NULL, &ev, err, sizeof err) == DJ_OK, "eval: %s", err);
     CHECK(ev.n == 2000 && fabs(ev.accuracy - res.last.test_accuracy) < 1e-12 &&
               fabs(ev.loss - res.last.test_loss) < 1e-5,
           "eval of the checkpoint agrees with the run: %.6f vs %.6f", ev.accuracy, res.last.test_accuracy);
@@ -218,6 +218,12 @@ static void test_precisions(void)
         CHECK(dj_train_run(&c, 0, NULL, &res, err, sizeof err) == DJ_OK, "%s run A: %s", name, err);
         CHECK(res.last.test_accuracy > 0.65, "%s learns: %.3f", name, res.last.test_accuracy);
         bytes[k] = res.state_bytes_per_param;
+        dj_eval_result ev;
+        CHECK(dj_eval_run(c.model, ca, DATA, 2, 250, 500, NULL, &ev, err, sizeof err) == DJ_OK &&
+                  ev.precision == pols[k] && ev.accuracy == res.last.test_accuracy &&
+                  fabs(ev.loss - res.last.test_loss) < 1e-6,
+              "%s: dojo eval runs the checkpoint's policy and agrees with the run (%.4f vs %.4f): %s",
+              name, ev.accuracy, res.last.test_accuracy, err);
         char *metrics = NULL;
         size_t mlen = 0;
         CHECK(dj_read_file(mp, 1 << 22, &metrics, &mlen, err, sizeof err) == DJ_OK, "metrics: %s", err);
