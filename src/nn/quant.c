@@ -134,6 +134,39 @@ typedef struct {
     float amax[MAX_TASKS];    /* of each task's range (NaN ignored) */
 } enc_job;
 
+/* The counts of a block (at most 2^31 elements): |x| beyond maxv (or
+ * equal to it when tie), non-zero x whose code is a zero, and amax. Sixteen
+ * independent lanes, branch-free, so that the compiler vectorises it. */
+#define DEFINE_COUNT(NAME, CODE_T, MAG)                                                        \
+    static void NAME(const float *x, const CODE_T *c, size_t m, float maxv, int tie,           \
+                     int64_t *over, int64_t *under, float *amax)                                \
+    {                                                                                          \
+        int32_t ov[16] = {0}, un[16] = {0};                                                    \
+        float am[16] = {0};                                                                    \
+        const int32_t t = tie ? 1 : 0;                                                         \
+        size_t i = 0;                                                                          \
+        for (; i + 16 <= m; i += 16)                                                           \
+            for (int k = 0; k < 16; k++) {                                                     \
+                const float a = fabsf(x[i + k]);                                               \
+                ov[k] += (int32_t)(a > maxv) | ((int32_t)(a == maxv) & t);                     \
+                un[k] += (int32_t)(x[i + k] != 0.0f) & (int32_t)((c[i + k] & (MAG)) == 0);      \
+                am[k] = a > am[k] ? a : am[k];                                                 \
+            }                                                                                  \
+        for (; i < m; i++) {                                                                   \
+            const float a = fabsf(x[i]);                                                       \
+            ov[0] += (int32_t)(a > maxv) | ((int32_t)(a == maxv) & t);                         \
+            un[0] += (int32_t)(x[i] != 0.0f) & (int32_t)((c[i] & (MAG)) == 0);                  \
+            am[0] = a > am[0] ? a : am[0];                                                     \
+        }                                                                                      \
+        for (int k = 0; k < 16; k++) {                                                         \
+            *over += ov[k];                                                                    \
+            *under += un[k];                                                                   \
+            *amax = am[k] > *amax ? am[k] : *amax;                                             \
+        }                                                                                      \
+    }
+DEFINE_COUNT(count_u8, uint8_t, 0x7f)
+DEFINE_COUNT(count_u16, uint16_t, 0x7fff)
+
 static void enc_task(void *arg, int t)
 {
     enc_job *j = arg;
@@ -155,21 +188,11 @@ static void enc_task(void *arg, int t)
         if (j->wide) {
             uint16_t *c = (uint16_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
-            for (size_t i = 0; i < m; i++) {
-                const float a = fabsf(x[i]);
-                over += a > j->maxv || (j->tie_over && a == j->maxv);
-                under += x[i] != 0.0f && (c[i] & 0x7fff) == 0;
-                amax = a > amax ? a : amax;
-            }
+            count_u16(x, c, m, j->maxv, j->tie_over, &over, &under, &amax);
         } else {
             uint8_t *c = (uint8_t *)j->codes + b;
             dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
-            for (size_t i = 0; i < m; i++) {
-                const float a = fabsf(x[i]);
-                over += a > j->maxv || (j->tie_over && a == j->maxv);
-                under += x[i] != 0.0f && (c[i] & 0x7f) == 0;
-                amax = a > amax ? a : amax;
-            }
+            count_u8(x, c, m, j->maxv, j->tie_over, &over, &under, &amax);
         }
     }
     j->over[t] = over;
