@@ -1,14 +1,6 @@
-/* gemm_avx2.c - the AVX2+FMA float32 GEMM micro-kernel: a 6 x 16 tile of C
- * in twelve ymm accumulators (two vectors per row), fed per k by two loads
- * of the B panel and six broadcasts of A. Twelve independent FMA chains
- * cover the FMA latency x throughput of Zen 3 and Intel cores alike, and the
- * 15 live registers fit the 16 that AVX2 has.
- *
- * One kernel body, inlined into three entry points that differ only in
- * where the operands come from (see gemm_internal.h): packed A and B panels
- * (B's rows may have any stride), B rows through an offset table, or A rows
- * read in place through row pointers. Edge tiles go through a full-size
- * buffer, so they are computed by the same instructions as interior ones.
+/* gemm_avx2.c - the AVX2+FMA float32 GEMM micro-kernel: the body in
+ * gemm_ukr_impl.h (shared with AVX-512) on ymm registers, a 6 x 16 tile of
+ * C in twelve accumulators; the 15 live registers fit the 16 that AVX2 has.
  *
  * Also here: the AVX2 decoder of bf16 and 8-bit operands for the packing
  * routines (dj__opd_decode_avx2, used by the AVX2 and AVX-512 kernels).
@@ -20,148 +12,17 @@
 
 #include "kernels/gemm_internal.h"
 
-#define MR 6
-#define NR 16
-
-/* One k step q of the unrolled group: row r of the tile += A(q, r) * B row. */
-#define ROW(r, q)                                                                                  \
-    do {                                                                                           \
-        const __m256 av_ = _mm256_broadcast_ss(mode == AROWS ? a##r + (q) : a + (q) * MR + (r));                                   \
-        c##r##0 = _mm256_fmadd_ps(av_, b0, c##r##0);                                               \
-        c##r##1 = _mm256_fmadd_ps(av_, b1, c##r##1);                                               \
-    } while (0)
-
-/* B row q of the group: b + q * bs, or b + off[q] with an offset table. */
-#define BROW(q) (mode == OFS ? b + off[q] : b + (q) * bs)
-
-#define STEP(q)                                                                                    \
-    do {                                                                                           \
-        const float *bp_ = BROW(q);                                                                \
-        const __m256 b0 = _mm256_loadu_ps(bp_);                                                    \
-        const __m256 b1 = _mm256_loadu_ps(bp_ + 8);                                                \
-        ROW(0, q);                                                                                 \
-        ROW(1, q);                                                                                 \
-        ROW(2, q);                                                                                 \
-        ROW(3, q);                                                                                 \
-        ROW(4, q);                                                                                 \
-        ROW(5, q);                                                                                 \
-    } while (0)
-
-/* Moves every operand pointer on by `steps` k steps. */
-#define ADVANCE(steps)                                                                             \
-    do {                                                                                           \
-        if (mode == AROWS) {                                                                       \
-            a0 += (steps);                                                                         \
-            a1 += (steps);                                                                         \
-            a2 += (steps);                                                                         \
-            a3 += (steps);                                                                         \
-            a4 += (steps);                                                                         \
-            a5 += (steps);                                                                         \
-        } else {                                                                                   \
-            a += (steps) * MR;                                                                     \
-        }                                                                                          \
-        if (mode == OFS)                                                                           \
-            off += (steps);                                                                        \
-        else                                                                                       \
-            b += (steps) * bs;                                                                     \
-    } while (0)
-
-/* Row r of the result: alpha * acc (+ beta * old) stored at p. */
-#define OUT(r, p, ld)                                                                              \
-    do {                                                                                           \
-        float *q_ = (p) + (ptrdiff_t)(r) * (ld);                                                   \
-        if (beta == 0.0f) {                                                                        \
-            _mm256_storeu_ps(q_, _mm256_mul_ps(va, c##r##0));                                      \
-            _mm256_storeu_ps(q_ + 8, _mm256_mul_ps(va, c##r##1));                                  \
-        } else {                                                                                   \
-            _mm256_storeu_ps(q_, _mm256_fmadd_ps(va, c##r##0, _mm256_mul_ps(vb, _mm256_loadu_ps(q_)))); \
-            _mm256_storeu_ps(q_ + 8,                                                               \
-                             _mm256_fmadd_ps(va, c##r##1, _mm256_mul_ps(vb, _mm256_loadu_ps(q_ + 8)))); \
-        }                                                                                          \
-    } while (0)
-
-/* Where the operands come from; a constant in each entry point, so that
- * every compiler builds three loops without run-time tests. */
-enum { PACKED, OFS, AROWS };
-
-/* A(p, r) is a[p * MR + r] (PACKED, OFS) or arows[r][p] (AROWS); B row p is
- * b + p * bs (PACKED, AROWS) or b + off[p] (OFS). */
-static inline __attribute__((always_inline)) void
-kernel(const int mode, int k, const float *a, const float *const *arows, const float *b,
-       ptrdiff_t bs, const int32_t *off, float *c, ptrdiff_t ldc, int m, int n, float alpha,
-       float beta)
-{
-    const int aro = mode == AROWS;
-    const float *a0 = aro ? arows[0] : NULL, *a1 = aro ? arows[1] : NULL;
-    const float *a2 = aro ? arows[2] : NULL, *a3 = aro ? arows[3] : NULL;
-    const float *a4 = aro ? arows[4] : NULL, *a5 = aro ? arows[5] : NULL;
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-
-    const int full = m == MR && n == NR;
-    if (full)
-        for (int r = 0; r < MR; r++) {
-            _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
-        }
-
-    int p = 0;
-    for (; p + 4 <= k; p += 4) {
-        STEP(0);
-        STEP(1);
-        STEP(2);
-        STEP(3);
-        ADVANCE(4);
-    }
-    for (; p < k; p++) {
-        STEP(0);
-        ADVANCE(1);
-    }
-
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    _Alignas(32) float tile[MR * NR];
-    float *dst = c;
-    ptrdiff_t ld = ldc;
-    if (!full) {
-        dst = tile;
-        ld = NR;
-        memset(tile, 0, sizeof tile);
-        if (beta != 0.0f)
-            for (int i = 0; i < m; i++)
-                memcpy(tile + i * NR, c + i * ldc, (size_t)n * sizeof(float));
-    }
-    OUT(0, dst, ld);
-    OUT(1, dst, ld);
-    OUT(2, dst, ld);
-    OUT(3, dst, ld);
-    OUT(4, dst, ld);
-    OUT(5, dst, ld);
-    if (!full)
-        for (int i = 0; i < m; i++)
-            memcpy(c + i * ldc, tile + i * NR, (size_t)n * sizeof(float));
-}
-
-void dj__sgemm_ukr_avx2(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
-                        ptrdiff_t ldc, int m, int n, float alpha, float beta)
-{
-    kernel(PACKED, k, a, NULL, b, bs, NULL, c, ldc, m, n, alpha, beta);
-}
-
-void dj__sgemm_ukr_ofs_avx2(int k, const float *a, const float *b, const int32_t *off, float *c,
-                            ptrdiff_t ldc, int m, int n, float alpha, float beta)
-{
-    kernel(OFS, k, a, NULL, b, 0, off, c, ldc, m, n, alpha, beta);
-}
-
-void dj__sgemm_ukr_arows_avx2(int k, const float *const *arows, const float *b, float *c,
-                              ptrdiff_t ldc, int m, int n, float alpha, float beta)
-{
-    kernel(AROWS, k, NULL, arows, b, NR, NULL, c, ldc, m, n, alpha, beta);
-}
+#define DJ_V __m256
+#define DJ_VW 8
+#define DJ_V_ZERO() _mm256_setzero_ps()
+#define DJ_V_LOAD(p) _mm256_loadu_ps(p)
+#define DJ_V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define DJ_V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define DJ_V_MUL(a, b) _mm256_mul_ps(a, b)
+#define DJ_V_SET1(x) _mm256_set1_ps(x)
+#define DJ_V_BCAST(p) _mm256_broadcast_ss(p)
+#define DJ_UKR_NAME(base) base##avx2
+#include "kernels/gemm_ukr_impl.h"
 
 /* ---- packing ---- */
 
