@@ -109,4 +109,9 @@ void dj_train_usage(FILE *fp);
 void dj_eval_usage(FILE *fp);
 void dj_compare_usage(FILE *fp);
 
+/* Seconds on the monotonic clock. */
+double dj_cli_now(void);
+/* "m:ss" or "h:mm:ss" (negative, NaN or absurd values print as 0:00). */
+void dj_cli_duration(double seconds, char *buf, size_t n);
+
 #endif

@@ -1,11 +1,14 @@
 /* cli_util.c - helpers every `dojo` subcommand uses: one-line error
  * messages, `--name value` / `--name=value` option parsing, and integer
  * parsing with range checks. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -199,4 +202,22 @@ int dj_parse_u64(const char *s, uint64_t *out)
 #endif
     *out = (uint64_t)v;
     return 0;
+}
+
+double dj_cli_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void dj_cli_duration(double s, char *buf, size_t n)
+{
+    if (!(s >= 0) || s > 1e8)
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }

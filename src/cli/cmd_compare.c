@@ -191,24 +191,6 @@ static void sb_free(sbuf *b)
     memset(b, 0, sizeof *b);
 }
 
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void fmt_time(double s, char *buf, size_t n)
-{
-    if (!(s >= 0) || s > 1e8)
-        s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static int is_dir(const char *path)
 {
     struct stat st;
@@ -679,7 +661,7 @@ static void show_status(const compare *c, const char *label, const char *log, do
 {
     char st[1024], el[32], line[1300];
     child_status(c, log, st, sizeof st);
-    fmt_time(mono() - t0, el, sizeof el);
+    dj_cli_duration(dj_cli_now() - t0, el, sizeof el);
     snprintf(line, sizeof line, "%s: [%s] %s", label, el, st);
     if (c->tty) {
         int cols = term_columns() - 1;
@@ -763,7 +745,7 @@ static int run_child(const compare *c, const child_args *a, const char *label, c
     }
     close(fd);
 
-    double t0 = mono(), last_show = t0, killed_at = 0;
+    double t0 = dj_cli_now(), last_show = t0, killed_at = 0;
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
@@ -779,7 +761,7 @@ static int run_child(const compare *c, const child_args *a, const char *label, c
             snprintf(why, whylen, "waiting for process %ld: %s", (long)pid, strerror(errno));
             return -1;
         }
-        double now_t = mono();
+        double now_t = dj_cli_now();
         if (g_stop && killed_at == 0) {
             kill(pid, SIGTERM);
             killed_at = now_t;
@@ -2120,7 +2102,7 @@ int dj_cmd_compare(int argc, char **argv)
     g_stop = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    double t0 = mono();
+    double t0 = dj_cli_now();
     int k = 0, refused = 0;
     for (int s = 0; s < c->ns; s++)
         for (int p = 0; p < c->np; p++) {
@@ -2146,7 +2128,7 @@ int dj_cmd_compare(int argc, char **argv)
         done_n += run_ok(&c->runs[i]);
     }
     char el[32];
-    fmt_time(mono() - t0, el, sizeof el);
+    dj_cli_duration(dj_cli_now() - t0, el, sizeof el);
     printf("%d of %d runs finished in %s", done_n, c->np * c->ns, el);
     if (failed)
         printf(", %d failed", failed);

@@ -125,28 +125,10 @@ typedef struct {
     double t0;
 } display;
 
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void fmt_time(double s, char *buf, size_t n)
-{
-    if (!(s >= 0) || s > 1e7)
-        s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static void on_start(void *user, const dj_train_config *c, size_t params, int start_epoch)
 {
     display *d = user;
-    d->t0 = mono();
+    d->t0 = dj_cli_now();
     printf("training %s: %zu parameters, %d epochs, batch %d, %s lr %g (%s), %d threads%s\n", c->model,
            params, c->epochs, c->batch_size, dj_optim_name(c->optimizer), c->lr,
            dj_sched_name(c->schedule), c->threads, c->augment ? ", augmented" : "");
@@ -160,14 +142,14 @@ static void on_start(void *user, const dj_train_config *c, size_t params, int st
 static void on_step(void *user, const dj_train_progress *p)
 {
     display *d = user;
-    double t = mono();
+    double t = dj_cli_now();
     int last = p->batch == p->batches;
     if (d->tty) {
         if (!last && t - d->last_print < 0.1)
             return;
         d->last_print = t;
         char eta[32];
-        fmt_time(p->eta_seconds, eta, sizeof eta);
+        dj_cli_duration(p->eta_seconds, eta, sizeof eta);
         int width = 24, fill = (int)((double)width * (double)p->batch / (double)p->batches);
         char bar[32];
         for (int i = 0; i < width; i++)
@@ -185,7 +167,7 @@ static void on_step(void *user, const dj_train_progress *p)
         if (last)
             return;
         char eta[32];
-        fmt_time(p->eta_seconds, eta, sizeof eta);
+        dj_cli_duration(p->eta_seconds, eta, sizeof eta);
         printf("epoch %d/%d step %zu/%zu loss %.4f lr %.4g %.0f img/s eta %s\n", p->epoch + 1,
                p->epochs, p->batch, p->batches, p->loss, p->lr, p->images_per_second, eta);
         fflush(stdout);
