@@ -282,10 +282,10 @@ static void test_fmnist_resnet(void)
     dj_param *p = dj_model_params(m, &n);
     /* stem and the first BatchNorm with all its buffers */
     static const want_param head[] = {
-        {"0.weight", 4, {16, 1, 3, 3}, 0, 0},   {"1.weight", 1, {16}, 0, 1},
-        {"1.bias", 1, {16}, 0, 1},              {"1.running_mean", 1, {16}, 1, 1},
-        {"1.running_var", 1, {16}, 1, 1},       {"1.num_batches_tracked", 0, {0}, 1, 1},
-        {"3.body.0.weight", 4, {16, 16, 3, 3}, 0, 0},
+        {"0.weight", 4, {32, 1, 3, 3}, 0, 0},   {"1.weight", 1, {32}, 0, 1},
+        {"1.bias", 1, {32}, 0, 1},              {"1.running_mean", 1, {32}, 1, 1},
+        {"1.running_var", 1, {32}, 1, 1},       {"1.num_batches_tracked", 0, {0}, 1, 1},
+        {"3.body.0.weight", 4, {32, 32, 3, 3}, 0, 0},
     };
     for (size_t i = 0; i < sizeof head / sizeof head[0] && i < n; i++) {
         CHECK(strcmp(p[i].name, head[i].name) == 0, "resnet param %zu: %s", i, p[i].name);
@@ -298,13 +298,13 @@ static void test_fmnist_resnet(void)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         CHECK(find(m, names[i]) != NULL, "resnet lacks %s", names[i]);
     const dj_param *sc = find(m, "5.shortcut.0.weight");
-    CHECK(sc && sc->value.shape[0] == 32 && sc->value.shape[1] == 16 && sc->value.shape[2] == 1,
+    CHECK(sc && sc->value.shape[0] == 64 && sc->value.shape[1] == 32 && sc->value.shape[2] == 1,
           "shortcut conv shape");
     CHECK(find(m, "3.shortcut.0.weight") == NULL, "block 3 has no shortcut");
     CHECK(find(m, "0.bias") == NULL, "bias=false convs have no bias");
     const dj_param *fc = find(m, "11.weight");
-    CHECK(fc && fc->value.shape[0] == 10 && fc->value.shape[1] == 64, "fc shape");
-    CHECK(dj_model_flops(m) < 60000000, "resnet has %llu FLOPs",
+    CHECK(fc && fc->value.shape[0] == 10 && fc->value.shape[1] == 128, "fc shape");
+    CHECK(dj_model_flops(m) < 80000000, "resnet has %llu FLOPs",
           (unsigned long long)dj_model_flops(m));
     /* trainable scalars add up */
     size_t total = 0;
@@ -316,7 +316,7 @@ static void test_fmnist_resnet(void)
     check_description_flops(m, "models/fmnist-resnet.json");
     char sum[8192];
     dj_model_summary(m, sum, sizeof sum);
-    CHECK(strstr(sum, "5.shortcut.0") && strstr(sum, "Residual") && strstr(sum, "[64, 7, 7]") && strstr(sum, "77754"),
+    CHECK(strstr(sum, "5.shortcut.0") && strstr(sum, "Residual") && strstr(sum, "[128, 7, 7]") && strstr(sum, "308074"),
           "summary:\n%s", sum);
     smoke_run(m, "fmnist-resnet");
     dj_model_free(m);
