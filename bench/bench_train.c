@@ -185,11 +185,7 @@ int dj_bench_train(int argc, char **argv)
         dj_json_write_key(&w, "gflops"), dj_json_write_double(&w, gflops);
         dj_json_write_key(&w, "cpu_share"), dj_json_write_double(&w, best_busy);
         dj_json_write_end_object(&w);
-        const char *text;
-        size_t len;
-        if (dj_json_writer_finish(&w, &text, &len) == DJ_OK)
-            printf("%s\n", text);
-        dj_json_writer_free(&w);
+        dj_json_writer_print_line(&w, stdout);
     }
     dj_free(x);
     free(y);

@@ -54,6 +54,7 @@
 #define DOJO_JSON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "dojo/status.h"
@@ -274,5 +275,11 @@ dj_status dj_json_writer_finish(dj_json_writer *w, const char **text, size_t *le
 /* "" when no error; otherwise what went wrong, e.g. "value without a key
  * inside an object" or "out of memory". */
 const char *dj_json_writer_error(const dj_json_writer *w);
+/* Finishes w and returns its text with a newline appended, in a string the
+ * caller frees (NULL on a writer error or no memory). Frees w. */
+char *dj_json_writer_take_line(dj_json_writer *w);
+/* Finishes w and writes its text and a newline to fp. Frees w. Returns the
+ * writer's status (DJ_OK: written). */
+dj_status dj_json_writer_print_line(dj_json_writer *w, FILE *fp);
 
 #endif

@@ -479,15 +479,7 @@ static char *extra_json(const compare *c)
         dj_json_write_string(&w, c->extra[i]);
     dj_json_write_end_array(&w);
     dj_json_write_end_object(&w);
-    const char *text;
-    size_t len;
-    char *out = NULL;
-    if (dj_json_writer_finish(&w, &text, &len) == DJ_OK && (out = malloc(len + 2))) {
-        memcpy(out, text, len);
-        memcpy(out + len, "\n", 2);
-    }
-    dj_json_writer_free(&w);
-    return out;
+    return dj_json_writer_take_line(&w);
 }
 
 /* Whether the run directory holds a run of this comparison. 0: yes; 1: it
@@ -1532,15 +1524,7 @@ static char *report_json(compare *c)
     }
     dj_json_write_end_object(&w);
     dj_json_write_end_object(&w);
-    const char *text;
-    size_t len;
-    char *out = NULL;
-    if (dj_json_writer_finish(&w, &text, &len) == DJ_OK && (out = malloc(len + 2))) {
-        memcpy(out, text, len);
-        memcpy(out + len, "\n", 2);
-    }
-    dj_json_writer_free(&w);
-    return out;
+    return dj_json_writer_take_line(&w);
 }
 
 static void describe(const compare *c, sbuf *b)
@@ -1737,11 +1721,7 @@ static int write_report(compare *c)
         }
         dj_json_write_end_object(&w);
         dj_json_write_end_object(&w);
-        const char *text;
-        size_t len;
-        if (dj_json_writer_finish(&w, &text, &len) == DJ_OK)
-            printf("%s\n", text);
-        dj_json_writer_free(&w);
+        dj_json_writer_print_line(&w, stdout);
     }
     fflush(stdout);
     return ok ? 0 : -1;

@@ -414,11 +414,7 @@ int dj_cmd_train(int argc, char **argv)
         dj_json_write_key(&w, "peak_rss_bytes"), dj_json_write_int(&w, (int64_t)res.peak_rss_bytes);
         dj_json_write_key(&w, "out"), dj_json_write_string(&w, c.out);
         dj_json_write_end_object(&w);
-        const char *text;
-        size_t len;
-        if (dj_json_writer_finish(&w, &text, &len) == DJ_OK)
-            printf("%s\n", text);
-        dj_json_writer_free(&w);
+        dj_json_writer_print_line(&w, stdout);
     }
     return DJ_EXIT_OK;
 }
@@ -512,11 +508,7 @@ int dj_cmd_eval(int argc, char **argv)
         }
         dj_json_write_end_array(&w);
         dj_json_write_end_object(&w);
-        const char *text;
-        size_t len;
-        if (dj_json_writer_finish(&w, &text, &len) == DJ_OK)
-            printf("%s\n", text);
-        dj_json_writer_free(&w);
+        dj_json_writer_print_line(&w, stdout);
         return DJ_EXIT_OK;
     }
     printf("test images: %zu\nprecision:   %s\naccuracy:    %.2f%%\nloss:        %.4f\n\nconfusion matrix (rows: true, columns: predicted)\n",

@@ -2269,3 +2269,28 @@ const char *dj_json_writer_error(const dj_json_writer *w)
 {
     return w->error;
 }
+
+char *dj_json_writer_take_line(dj_json_writer *w)
+{
+    const char *text;
+    size_t len;
+    char *out = NULL;
+    if (dj_json_writer_finish(w, &text, &len) == DJ_OK && (out = malloc(len + 2))) {
+        memcpy(out, text, len);
+        out[len] = '\n';
+        out[len + 1] = '\0';
+    }
+    dj_json_writer_free(w);
+    return out;
+}
+
+dj_status dj_json_writer_print_line(dj_json_writer *w, FILE *fp)
+{
+    const char *text;
+    size_t len;
+    dj_status st = dj_json_writer_finish(w, &text, &len);
+    if (st == DJ_OK)
+        fprintf(fp, "%s\n", text);
+    dj_json_writer_free(w);
+    return st;
+}

@@ -250,19 +250,7 @@ char *dj_train_config_to_json(const dj_train_config *c)
 #undef KD
 #undef KB
     dj_json_write_end_object(&w);
-    const char *text;
-    size_t len;
-    char *out = NULL;
-    if (dj_json_writer_finish(&w, &text, &len) == DJ_OK) {
-        out = malloc(len + 2);
-        if (out) {
-            memcpy(out, text, len);
-            out[len] = '\n';
-            out[len + 1] = '\0';
-        }
-    }
-    dj_json_writer_free(&w);
-    return out;
+    return dj_json_writer_take_line(&w);
 }
 
 /* PyTorch OneCycleLR defaults: pct_start 0.3, cosine annealing, initial

@@ -1210,8 +1210,42 @@ static void test_fuzz_regressions(void)
     }
 }
 
+/* The one-line helpers: the text plus a newline, the writer freed; a
+ * writer in error gives NULL / its status and prints nothing. */
+static void test_writer_lines(void)
+{
+    dj_json_writer w;
+    dj_json_writer_init(&w, 0, NULL);
+    dj_json_write_begin_object(&w);
+    dj_json_write_key(&w, "a");
+    dj_json_write_int(&w, 1);
+    dj_json_write_end_object(&w);
+    char *line = dj_json_writer_take_line(&w);
+    CHECK(line && strcmp(line, "{\"a\":1}\n") == 0, "take_line: '%s'", line ? line : "(null)");
+    free(line);
+    dj_json_writer_init(&w, 0, NULL);
+    dj_json_write_begin_array(&w); /* unclosed: an error */
+    CHECK(dj_json_writer_take_line(&w) == NULL, "take_line of an unfinished document is NULL");
+    FILE *fp = tmpfile();
+    CHECK(fp != NULL, "tmpfile");
+    if (!fp)
+        return;
+    dj_json_writer_init(&w, 0, NULL);
+    dj_json_write_string(&w, "x");
+    CHECK(dj_json_writer_print_line(&w, fp) == DJ_OK, "print_line");
+    dj_json_writer_init(&w, 0, NULL);
+    dj_json_write_begin_object(&w);
+    CHECK(dj_json_writer_print_line(&w, fp) != DJ_OK, "print_line of an unfinished document fails");
+    char buf[32] = "";
+    rewind(fp);
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    CHECK(n == 4 && strcmp(buf, "\"x\"\n") == 0, "printed '%s'", buf);
+    fclose(fp);
+}
+
 int main(void)
 {
+    test_writer_lines();
     test_scalars();
     test_strings();
     test_nested();
