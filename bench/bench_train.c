@@ -94,22 +94,19 @@ int dj_bench_train(int argc, char **argv)
         } else if (dj_opt_is(&it, "--precision")) {
             if (!(prec = dj_opt_value(&it, CMD)))
                 return DJ_EXIT_USAGE;
-        } else if (dj_opt_is(&it, "--batch-size") || dj_opt_is(&it, "--threads") ||
-                   dj_opt_is(&it, "--steps") || dj_opt_is(&it, "--warmup") ||
-                   dj_opt_is(&it, "--repeat")) {
-            const int which = dj_opt_is(&it, "--batch-size") ? 0
-                              : dj_opt_is(&it, "--threads")  ? 1
-                              : dj_opt_is(&it, "--steps")    ? 2
-                              : dj_opt_is(&it, "--warmup")   ? 3
-                                                             : 4;
+        } else {
+            /* the integer options: name, range, destination */
             static const char *const names[] = {"--batch-size", "--threads", "--steps", "--warmup",
                                                 "--repeat"};
             static const long long lo[] = {1, 1, 1, 0, 1}, hi[] = {65536, 1024, 100000, 1000, 100};
-            int *dst[] = {&batch, &threads, &steps, &warmup, &repeat};
-            if (!(v = dj_opt_value(&it, CMD)) || int_opt(names[which], v, lo[which], hi[which], dst[which]))
+            int *const dst[] = {&batch, &threads, &steps, &warmup, &repeat};
+            int k = 0;
+            while (k < 5 && !dj_opt_is(&it, names[k]))
+                k++;
+            if (k == 5)
+                return dj_opt_unknown(&it, CMD);
+            if (!(v = dj_opt_value(&it, CMD)) || int_opt(names[k], v, lo[k], hi[k], dst[k]))
                 return DJ_EXIT_USAGE;
-        } else {
-            return dj_opt_unknown(&it, CMD);
         }
     }
     if (rc == DJ_OPT_ERROR)

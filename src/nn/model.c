@@ -1630,16 +1630,21 @@ static void visit(dj_seq *s, layer_fn fn, void *arg)
     }
 }
 
+/* The Conv2d/Linear layers in depth-first order: counted on a first walk
+ * (gemm == NULL), collected on a second. */
 typedef struct {
-    dj_layer *gemm[4096];
+    dj_layer **gemm;
     int n;
 } gemm_list;
 
 static void collect_gemm(dj_layer *L, void *arg)
 {
     gemm_list *g = arg;
-    if ((L->kind == DJ_L_CONV2D || L->kind == DJ_L_LINEAR) && g->n < 4096)
-        g->gemm[g->n++] = L;
+    if (L->kind == DJ_L_CONV2D || L->kind == DJ_L_LINEAR) {
+        if (g->gemm)
+            g->gemm[g->n] = L;
+        g->n++;
+    }
 }
 
 static void drop_quant(dj_layer *L, void *arg)
@@ -1663,15 +1668,17 @@ dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc)
     visit(&m->top, drop_quant, NULL);
     m->prec = *pc;
 
-    gemm_list *g = calloc(1, sizeof *g);
-    if (!g)
-        return DJ_ERR_NOMEM;
+    gemm_list gl = {NULL, 0}, *g = &gl;
     visit(&m->top, collect_gemm, g);
+    g->gemm = calloc((size_t)g->n + 1, sizeof *g->gemm);
     char *keep = calloc((size_t)g->n + 1, 1);
-    if (!keep) {
-        free(g);
+    if (!g->gemm || !keep) {
+        free(g->gemm);
+        free(keep);
         return DJ_ERR_NOMEM;
     }
+    g->n = 0;
+    visit(&m->top, collect_gemm, g);
     /* keep_fp32: comma-separated "first", "last", "none" or layer names */
     char list[sizeof pc->keep_fp32];
     snprintf(list, sizeof list, "%s", pc->keep_fp32);
@@ -1716,7 +1723,7 @@ dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc)
     if (st)
         visit(&m->top, drop_quant, NULL);
     free(keep);
-    free(g);
+    free(g->gemm);
     return st;
 }
 

@@ -525,9 +525,10 @@ static void write_quant_stats(dj_json_writer *w, dj_model *m)
         dj_json_write_key(w, s[i].name);
         dj_json_write_begin_object(w);
         dj_json_write_key(w, "format"), dj_json_write_string(w, s[i].format);
-        if (s[i].scaled) { /* OCP: report the power-of-two scale */
-            const int b0 = dj_format_desc_of(DJ_FMT_E4M3)->bias_default;
-            const int fixed = strcmp(s[i].format, "e4m3") == 0 ? b0 : 15;
+        dj_format f;
+        if (s[i].scaled && dj_format_from_name(s[i].format, &f) == 0) {
+            /* OCP: the power-of-two scale, effective bias - the fixed bias */
+            const int fixed = dj_format_desc_of(f)->bias_default;
             dj_json_write_key(w, "scale_exp_min"), dj_json_write_int(w, s[i].bias_min - fixed);
             dj_json_write_key(w, "scale_exp_max"), dj_json_write_int(w, s[i].bias_max - fixed);
         } else {
