@@ -239,6 +239,7 @@ typedef struct {
     int blas_threads;      /* what the peer reports after set_threads (0: unknown) */
     int q8_bias;
     float q8_lut[256];
+    dj_lut8_form q8_form; /* the table's arithmetic form (as training uses it) */
     int bf16_bias;
 } bench_env;
 
@@ -482,7 +483,7 @@ static int bench_gemm_case(bench_env *e, const gemm_case *c)
     dj_cf_encode_array(DJ_FMT_BF16, e->bf16_bias, B, bf, nb, nearest, 0, &flags);
     for (size_t i = 0; i < nb; i++)
         D[i] = e->q8_lut[q8[i]];
-    const dj_opd op8 = dj_opd_u8(q8, e->q8_lut), opbf = dj_opd_bf16(bf);
+    const dj_opd op8 = dj_opd_u8_form(q8, e->q8_lut, &e->q8_form), opbf = dj_opd_bf16(bf);
     if (!check_quant(e, c, A, op8, D, C, R, ws)) {
         dj_cli_err(CMD, "%s: dj_gemm_q with 8-bit B differs from dj_sgemm_ws on its values",
                    c->name);
@@ -940,9 +941,10 @@ static void print_setup(const bench_env *e)
         printf("peer: none (--no-peer)\n");
     }
     if (o->sets & SET_GEMM)
-        printf("quantised: B as %s codes (bias %d, round to nearest) read through a 256-entry "
-               "table (cf8), and as bf16; A and C float32 (dj_gemm_q)\n",
-               dj_format_desc_of(Q8_FORMAT)->title, e->q8_bias);
+        printf("quantised: B as %s codes (bias %d, round to nearest) decoded by the 256-entry "
+               "table's arithmetic form%s (cf8), and as bf16; A and C float32 (dj_gemm_q)\n",
+               dj_format_desc_of(Q8_FORMAT)->title, e->q8_bias,
+               e->q8_form.mbits ? "" : " (none found: gathered from the table)");
 }
 
 int dj_bench_gemm(int argc, char **argv)
@@ -967,6 +969,7 @@ int dj_bench_gemm(int argc, char **argv)
     if (dj_cf_bias_for_amax(Q8_FORMAT, 1.0f, 0, &e.q8_bias) != DJ_OK) /* inputs in [-1, 1) */
         e.q8_bias = dj_format_desc_of(Q8_FORMAT)->bias_default;
     dj_cf_decode_lut8(Q8_FORMAT, e.q8_bias, 0, e.q8_lut);
+    dj_lut8_form_of(e.q8_lut, &e.q8_form);
     e.bf16_bias = dj_format_desc_of(DJ_FMT_BF16)->bias_default;
 
     open_peer(&e);

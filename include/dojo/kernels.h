@@ -55,14 +55,44 @@ void dj_sgemm_ws(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, f
  * any floats (NaN, Inf included: they propagate as in float32); build one
  * for a dj_format with dj_cf_decode_lut8() (cfloat.h). */
 typedef enum { DJ_OPD_F32 = 0, DJ_OPD_BF16, DJ_OPD_U8 } dj_opd_kind;
+
+/* The arithmetic form of a 256-entry table, where it has one: for a code c
+ * with a = c & 0x7f below `special`, lut[c] has the bits
+ *   sign bit of c  |  (a << (23 - mbits)) + exp_add      if a >> mbits != 0
+ *   sign bit of c  |  bits of (float)(a & (2^mbits - 1)) * dscale   otherwise
+ * (normal codes by moving the exponent and mantissa fields into place and
+ * rebiasing; denormals and zero by one exact multiply). A vector decoder
+ * computes this instead of gathering from the table; codes with a >= special
+ * (NaN, Inf) are still read from the table. dj_lut8_form_of() finds the form
+ * and checks it against all 256 entries, bit for bit, so it is never wrong:
+ * at worst (mbits 0) the table has none and decoding gathers. The CFloat8,
+ * E4M3 and E5M2 tables at every bias and scale have one. */
+typedef struct {
+    int mbits;       /* mantissa bits 1..6; 0: no arithmetic form */
+    int special;     /* 1..0x80: first magnitude code read from the table */
+    int32_t exp_add; /* added to the shifted code: (127 - bias) << 23 */
+    float dscale;    /* value of denormal mantissa 1 */
+} dj_lut8_form;
+
+/* Fills *f for lut (mbits 0 when it has no form); returns f->mbits != 0. */
+int dj_lut8_form_of(const float *lut, dj_lut8_form *f);
+
 typedef struct {
     dj_opd_kind kind;
     const void *p;     /* const float *, const uint16_t * (bf16 bits) or const uint8_t * */
     const float *lut;  /* DJ_OPD_U8: lut[code] = value (256 floats); else NULL */
+    const dj_lut8_form *form; /* DJ_OPD_U8: lut's arithmetic form, or NULL (decode gathers) */
 } dj_opd;
-static inline dj_opd dj_opd_f32(const float *p) { dj_opd o = {DJ_OPD_F32, p, NULL}; return o; }
-static inline dj_opd dj_opd_bf16(const uint16_t *p) { dj_opd o = {DJ_OPD_BF16, p, NULL}; return o; }
-static inline dj_opd dj_opd_u8(const uint8_t *p, const float *lut) { dj_opd o = {DJ_OPD_U8, p, lut}; return o; }
+static inline dj_opd dj_opd_f32(const float *p) { dj_opd o = {DJ_OPD_F32, p, NULL, NULL}; return o; }
+static inline dj_opd dj_opd_bf16(const uint16_t *p) { dj_opd o = {DJ_OPD_BF16, p, NULL, NULL}; return o; }
+static inline dj_opd dj_opd_u8(const uint8_t *p, const float *lut) { dj_opd o = {DJ_OPD_U8, p, lut, NULL}; return o; }
+/* The same with the table's form (from dj_lut8_form_of on that table; the
+ * values are lut's either way, only the decoding is faster). */
+static inline dj_opd dj_opd_u8_form(const uint8_t *p, const float *lut, const dj_lut8_form *form)
+{
+    dj_opd o = {DJ_OPD_U8, p, lut, form && form->mbits ? form : NULL};
+    return o;
+}
 
 /* dj_sgemm_ws with operands of any kind (C stays float32). ws holds
  * dj_gemm_q_workspace(M, N, K, nthreads) floats (which serves every kind

@@ -784,7 +784,7 @@ static void bwd_weight_implicit_task(void *arg, int t)
                         } else {
                             for (int r = 0; r < nr; r++)
                                 qrows[r] = dj__opd_at(dy, (ptrdiff_t)(at + (size_t)r * P)).p;
-                            dj__gemm_pack_b_rows_q(kd, dyk, dy.lut, qrows, nr, len,
+                            dj__gemm_pack_b_rows_q(kd, dy, qrows, nr, len,
                                                    dst + (size_t)(q - q0) * NR);
                         }
                     } else {

@@ -19,6 +19,7 @@
  * routines see the kind, and they decode into the packed panels, so the
  * float32 entry points are these with float32 operands. */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,42 @@ void dj__opd_decode_generic(dj_opd src, int n, float *dst)
     }
 }
 
+/* lut[c]'s bits by the form f (kernels.h): what the vector decoders compute. */
+static uint32_t form_bits(const dj_lut8_form *f, unsigned c)
+{
+    const uint32_t a = c & 0x7f, sign = (uint32_t)(c & 0x80) << 24;
+    if (a >> f->mbits)
+        return sign | ((a << (23 - f->mbits)) + (uint32_t)f->exp_add);
+    const float v = (float)(a & ((1u << f->mbits) - 1)) * f->dscale;
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return sign | u;
+}
+
+int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
+{
+    dj_lut8_form best = {0, 0, 0, 0.0f};
+    for (int mb = 1; mb <= 6; mb++) {
+        uint32_t first; /* the smallest normal code, a = 1 << mb, puts 1 << 23 in place */
+        memcpy(&first, lut + (1 << mb), sizeof first);
+        dj_lut8_form t = {mb, 0, (int32_t)(first - (1u << 23)), lut[1]};
+        int a = 0;
+        for (; a < 0x80; a++) {
+            uint32_t pos, neg;
+            memcpy(&pos, lut + a, sizeof pos);
+            memcpy(&neg, lut + (a | 0x80), sizeof neg);
+            if (form_bits(&t, (unsigned)a) != pos || form_bits(&t, (unsigned)a | 0x80) != neg)
+                break;
+        }
+        t.special = a;
+        /* Useful only if it covers the denormals and some normals. */
+        if (a > (1 << mb) && a > best.special)
+            best = t;
+    }
+    *f = best;
+    return best.mbits != 0;
+}
+
 /* Values of each source row decoded at a time by the transposing packs. */
 #define QBLK 64
 
@@ -331,8 +368,8 @@ static void pack_cols_any(int L, const float *const *rows, int nr, int k, float 
 /* pack_cols of a non-float32 operand: source rows r < nr at rows[r]
  * (elements of `kind`) become lane r of k rows of L floats, QBLK values at
  * a time through a stack block. as_b: the B panel packer of kd (L = NR). */
-static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd_kind kind,
-                        const float *lut, const void *const *rows, int nr, int k, float *dst)
+static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd like,
+                        const void *const *rows, int nr, int k, float *dst)
 {
     _Alignas(DJ_SGEMM_ALIGN) float blk[DJ_SGEMM_MAX_NR * QBLK];
     const float *brows[DJ_SGEMM_MAX_NR];
@@ -342,7 +379,8 @@ static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd_kind
     for (int p0 = 0; p0 < k; p0 += QBLK) {
         const int kb = k - p0 < QBLK ? k - p0 : QBLK;
         for (int r = 0; r < nr; r++) {
-            const dj_opd s = {kind, rows[r], lut};
+            dj_opd s = like;
+            s.p = rows[r];
             kd->decode(dj__opd_at(s, p0), kb, blk + r * QBLK);
         }
         if (as_b)
@@ -369,7 +407,7 @@ void dj__gemm_pack_a_q(const dj__sgemm_kernel *kd, int trans, dj_opd A, ptrdiff_
         const int mr = m - i0 < MR ? m - i0 : MR;
         for (int r = 0; r < mr; r++)
             rows[r] = dj__opd_at(A, (i0 + r) * lda).p;
-        pack_cols_q(kd, MR, 0, A.kind, A.lut, rows, mr, k, dst);
+        pack_cols_q(kd, MR, 0, A, rows, mr, k, dst);
     }
 }
 
@@ -390,14 +428,14 @@ void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_
         const int nr = n - j0 < NR ? n - j0 : NR;
         for (int r = 0; r < nr; r++)
             rows[r] = dj__opd_at(B, (j0 + r) * ldb).p;
-        pack_cols_q(kd, NR, 1, B.kind, B.lut, rows, nr, k, dst);
+        pack_cols_q(kd, NR, 1, B, rows, nr, k, dst);
     }
 }
 
-void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd_kind kind, const float *lut,
-                            const void *const *rows, int nr, int k, float *dst)
+void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd like, const void *const *rows,
+                            int nr, int k, float *dst)
 {
-    pack_cols_q(kd, kd->nr, 1, kind, lut, rows, nr, k, dst);
+    pack_cols_q(kd, kd->nr, 1, like, rows, nr, k, dst);
 }
 
 /* ---- the macro-kernel ---- */
@@ -473,6 +511,11 @@ typedef struct {
     size_t a_size;
 } sgemm_job;
 
+/* Products with at most this many row panels of C take the streaming path
+ * (a variable only so that the tests can compare both paths). */
+int dj__sgemm_stream_panels = 2;
+_Atomic long dj__sgemm_stream_calls;
+
 static int ceil_div(int a, int b)
 {
     return (a + b - 1) / b;
@@ -534,6 +577,54 @@ static void compute_task(void *arg, int t)
             dj__sgemm_macro(kd, mc, c1 - c0, kc, ap, (size_t)kc * MR, bp, j->b_ps, NR, j->alpha,
                             be, j->C + (ptrdiff_t)ic * j->ldc + j->jc + c0, j->ldc);
         }
+    }
+}
+
+/* The streaming path, for C of few rows (M <= dj__sgemm_stream_panels * MR: a batch
+ * of one to a dozen through a Linear layer), where the blocked path would
+ * write all of B out packed and read it back for a handful of FMAs per
+ * element: A is packed whole once (j->apack: for each k block, its row
+ * panels), then task t walks its share of B's column panels; for each
+ * panel and k block it packs one KC x NR B panel into a stack buffer (L1)
+ * and runs the micro-kernel over the row panels at once. B is read from
+ * memory once, in its own format (8-bit codes: a quarter of the bytes), and
+ * never written. Same k blocks, same micro-kernel calls in the same k order
+ * for every element of C: the same bits as the blocked path. */
+static void stream_task(void *arg, int t)
+{
+    const sgemm_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const int MR = kd->mr, NR = kd->nr, pn = ceil_div(j->N, NR);
+    const int q0 = (int)((long long)pn * t / j->ntasks), q1 = (int)((long long)pn * (t + 1) / j->ntasks);
+    _Alignas(DJ_SGEMM_ALIGN) float bpan[DJ_SGEMM_MAX_NR * 256];
+    assert(kd->kc <= 256 && NR <= DJ_SGEMM_MAX_NR);
+    const int nkb = dj__sgemm_kblocks(kd, j->K);
+    for (int q = q0; q < q1; q++) {
+        const int c = q * NR, nr = j->N - c < NR ? j->N - c : NR;
+        const float *ap = j->apack;
+        for (int kb = 0; kb < nkb; kb++) {
+            int k0, kc;
+            dj__sgemm_kblock(kd, j->K, kb, &k0, &kc);
+            const float be = kb == 0 ? j->beta : 1.0f;
+            dj__gemm_pack_b_q(kd, j->tb, b_at(j, k0, c), j->ldb, kc, nr, bpan, (size_t)kc * NR);
+            for (int r = 0; r < j->M; r += MR, ap += (size_t)kc * MR)
+                kd->ukr(kc, ap, bpan, NR, j->C + (ptrdiff_t)r * j->ldc + c, j->ldc,
+                        j->M - r < MR ? j->M - r : MR, nr, j->alpha, be);
+        }
+    }
+}
+
+/* Packs all of A for the streaming path: k block by k block, its row panels. */
+static void stream_pack_a(const sgemm_job *j)
+{
+    const dj__sgemm_kernel *kd = j->kd;
+    const int nkb = dj__sgemm_kblocks(kd, j->K), rows = ceil_div(j->M, kd->mr) * kd->mr;
+    float *ap = j->apack;
+    for (int kb = 0; kb < nkb; kb++) {
+        int k0, kc;
+        dj__sgemm_kblock(kd, j->K, kb, &k0, &kc);
+        dj__gemm_pack_a_q(kd, j->ta, a_at(j, 0, k0), j->lda, j->M, kc, ap);
+        ap += (size_t)rows * kc;
     }
 }
 
@@ -632,6 +723,10 @@ static int layout_of(const dj__sgemm_kernel *kd, int M, int N, int K, int nthrea
     const int mc = M < kd->mc ? ceil_div(M, MR) * MR : kd->mc;
     l->a_size = ((size_t)mc * l->kcmax + 15) / 16 * 16; /* keeps each buffer 64-byte aligned */
     l->floats = l->region * l->kb_group + l->a_size * l->T + DJ_SGEMM_ALIGN / sizeof(float);
+    /* The streaming path keeps all of packed A instead. */
+    const size_t stream = (size_t)ceil_div(M, MR) * MR * (size_t)K + DJ_SGEMM_ALIGN / sizeof(float);
+    if (M <= dj__sgemm_stream_panels * MR && stream > l->floats)
+        l->floats = stream;
     return 1;
 }
 
@@ -698,6 +793,15 @@ void dj__gemm_q_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, 
     const uintptr_t u = (uintptr_t)ws;
     ws += ((DJ_SGEMM_ALIGN - u % DJ_SGEMM_ALIGN) % DJ_SGEMM_ALIGN) / sizeof(float);
     const int MR = kd->mr, NR = kd->nr, T = l.T;
+    if (M <= dj__sgemm_stream_panels * MR) {
+        atomic_fetch_add_explicit(&dj__sgemm_stream_calls, 1, memory_order_relaxed);
+        j.apack = ws;
+        stream_pack_a(&j);
+        j.ntasks = T < ceil_div(N, NR) ? T : ceil_div(N, NR);
+        dj_pool_run(j.ntasks > 1 ? pool : NULL, stream_task, &j, j.ntasks);
+        free(mem);
+        return;
+    }
     j.b_ps = l.b_ps;
     j.region = l.region;
     j.a_size = l.a_size;

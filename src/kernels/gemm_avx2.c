@@ -92,9 +92,36 @@ void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *
     }
 }
 
+/* 8 codes by the table's form f (kernels.h): the exponent and mantissa
+ * fields shifted into place and rebiased by one integer add; denormals and
+ * zero by an exact multiply; the sign bit moved; codes of magnitude >=
+ * f->special (NaN, Inf) gathered from the table. */
+static inline __attribute__((always_inline)) __m256 decode8_form(const uint8_t *s, const float *lut,
+                                                                 const dj_lut8_form *f)
+{
+    const __m256i m7f = _mm256_set1_epi32(0x7f);
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s));
+    const __m256i a = _mm256_and_si256(c, m7f);
+    const __m256i sign = _mm256_slli_epi32(_mm256_andnot_si256(m7f, c), 24);
+    const __m256i nb = _mm256_add_epi32(_mm256_sll_epi32(a, _mm_cvtsi32_si128(23 - f->mbits)),
+                                        _mm256_set1_epi32(f->exp_add));
+    const __m256i mm = _mm256_set1_epi32((1 << f->mbits) - 1);
+    const __m256 den = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(a, mm)),
+                                     _mm256_set1_ps(f->dscale));
+    const __m256i isden = _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << f->mbits), a);
+    __m256 v = _mm256_blendv_ps(_mm256_castsi256_ps(nb), den, _mm256_castsi256_ps(isden));
+    v = _mm256_or_ps(v, _mm256_castsi256_ps(sign));
+    if (f->special < 0x80) {
+        const __m256i sp = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(f->special - 1));
+        if (!_mm256_testz_si256(sp, sp))
+            v = _mm256_mask_i32gather_ps(v, lut, c, _mm256_castsi256_ps(sp), 4);
+    }
+    return v;
+}
+
 /* dj__opd_decode_generic with 8 lanes at a time: bf16 widened by a 16-bit
- * shift, 8-bit codes gathered from the table. Bits are moved, never
- * computed on, so the result is the scalar routine's. */
+ * shift; 8-bit codes by the table's form, or gathered from the table. The
+ * bits are the scalar routine's (the form is the table's, checked when made). */
 void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 {
     int i = 0;
@@ -110,6 +137,12 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
     }
     case DJ_OPD_U8: {
         const uint8_t *s = src.p;
+        if (src.form) {
+            const dj_lut8_form f = *src.form;
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(dst + i, decode8_form(s + i, src.lut, &f));
+            break;
+        }
         for (; i + 8 <= n; i += 8) {
             const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + i)));
             _mm256_storeu_ps(dst + i, _mm256_i32gather_ps(src.lut, idx, 4));

@@ -100,12 +100,21 @@ static inline float dj__opd_get(dj_opd o, ptrdiff_t i)
     }
 }
 
-/* dst[i] = dj__opd_get(src, i) for i < n: scalar, and AVX2 (a 16-bit shift
- * for bf16, a gather from the table for 8-bit codes). Both move bits only. */
+/* dst[i] = dj__opd_get(src, i) for i < n: scalar (reads the table), and
+ * AVX2 (a 16-bit shift for bf16; for 8-bit codes the table's arithmetic form
+ * where the operand carries one, else a gather from the table). The form is
+ * checked against the table bit for bit when it is made, so both give the
+ * table's bits. */
 void dj__opd_decode_generic(dj_opd src, int n, float *dst);
 #ifdef DOJO_X86
 void dj__opd_decode_avx2(dj_opd src, int n, float *dst);
 #endif
+
+/* Products of at most this many row panels (M <= it * MR) stream B through
+ * L1 instead of packing it (gemm.c; 2). Tests set 0 to compare the paths. */
+extern int dj__sgemm_stream_panels;
+/* Products that took the streaming path (for the tests). */
+extern _Atomic long dj__sgemm_stream_calls;
 
 /* The kernel table of an ISA (DJ_ISA_AUTO: the best this CPU runs); NULL if
  * the CPU cannot run it or it is not built in. */
@@ -156,13 +165,14 @@ void dj__sgemm_pack_b_rows(const dj__sgemm_kernel *kd, const float *const *rows,
 
 /* The packing routines for operands of any kind: dj__sgemm_pack_a,
  * dj__sgemm_pack_b and dj__sgemm_pack_b_rows on decoded values, with the
- * same packed bits (rows[] of pack_b_rows_q point at elements of `kind`). */
+ * same packed bits (rows[] of pack_b_rows_q point at elements of the kind,
+ * table and form of `like`, whose p is not read). */
 void dj__gemm_pack_a_q(const dj__sgemm_kernel *kd, int trans, dj_opd A, ptrdiff_t lda, int m,
                        int k, float *dst);
 void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_t ldb, int k,
                        int n, float *dst, size_t ps);
-void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd_kind kind, const float *lut,
-                            const void *const *rows, int nr, int k, float *dst);
+void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd like, const void *const *rows,
+                            int nr, int k, float *dst);
 
 /* C (m x n) = alpha * A * B + beta * C over A panels at pa (panel stride
  * a_ps) and B panels at pb (panel stride b_ps, row stride bs), k split into

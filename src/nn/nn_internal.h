@@ -30,6 +30,7 @@ typedef struct {
     int bias;             /* (effective) bias of the last quantisation */
     int lut_bias;         /* bias lut was built for (-1: none) */
     float lut[256];
+    dj_lut8_form form;    /* lut's arithmetic form (kernels.h) */
     /* statistics since the last dj_quant_take */
     int64_t overflow, underflow, elements, calls;
     int bias_min, bias_max;

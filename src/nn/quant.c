@@ -285,9 +285,10 @@ static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16
             dj_cf_decode_lut8(q->fmt, d->bias_default, bias - d->bias_default, q->lut);
         else
             dj_cf_decode_lut8(q->fmt, bias, 0, q->lut);
+        dj_lut8_form_of(q->lut, &q->form);
         q->lut_bias = bias;
     }
-    return dj_opd_u8((const uint8_t *)codes, q->lut);
+    return dj_opd_u8_form((const uint8_t *)codes, q->lut, &q->form);
 }
 
 dj_opd dj_quant_run(dj_quant *q, dj_pool *pool, const float *x, size_t n, void *codes,

@@ -46,11 +46,17 @@ typedef struct {
     dj_opd opd;
     void *mem;   /* the operand's storage */
     float *dec;  /* its decoded values */
+    dj_lut8_form *form; /* 8-bit: the table's form, when this operand uses it */
 } operand;
+
+/* 8-bit operands alternate between decoding by the table's arithmetic form
+ * and gathering from the table, so that the kernels are checked both ways. */
+static int operand_form_toggle;
 
 static void make_operand(operand *o, dj_opd_kind k, size_t n, const float *lut)
 {
     o->dec = malloc((n ? n : 1) * sizeof(float));
+    o->form = NULL;
     if (k == DJ_OPD_F32) {
         float *p = malloc((n ? n : 1) * sizeof *p);
         for (size_t i = 0; i < n; i++)
@@ -77,6 +83,13 @@ static void make_operand(operand *o, dj_opd_kind k, size_t n, const float *lut)
         }
         o->mem = p;
         o->opd = dj_opd_u8(p, lut);
+        if ((operand_form_toggle ^= 1) && (o->form = malloc(sizeof *o->form)) != NULL) {
+            if (!dj_lut8_form_of(lut, o->form)) {
+                free(o->form);
+                o->form = NULL;
+            }
+            o->opd = dj_opd_u8_form(p, lut, o->form);
+        }
     }
 }
 
@@ -84,6 +97,7 @@ static void free_operand(operand *o)
 {
     free(o->mem);
     free(o->dec);
+    free(o->form);
 }
 
 #endif

@@ -38,7 +38,10 @@ static const shape shapes[] = {
     {13, 17, 19, 0, 1},   {6, 16, 64, 0, 1},    {12, 32, 257, 0, 1}, {33, 65, 70, 0, 1},
     {50, 37, 300, 2, 1},  {150, 33, 10, 2, 1},  {128, 10, 128, 2, 1}, {45, 53, 61, 2, 1},
     {1, 300, 600, 2, 1},  {300, 1, 600, 2, 1},  {7, 4200, 5, 2, 1},  {70, 80, 90, 2, 1},
-    /* packed B over the 16 MiB budget: two packing phases */
+    /* packed B over the 16 MiB budget: two packing phases (13 rows: more
+     * than the streaming path takes) */
+    {13, 2100, 2100, 1, 0},
+    /* the streaming path over a large B */
     {1, 2100, 2100, 1, 0},
 };
 

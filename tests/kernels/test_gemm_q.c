@@ -178,21 +178,26 @@ static void test_specials(dj_pool *pool)
         B[i] = (uint8_t)(urand() % 53 == 0 ? 0xFC + urand() % 4 : 0x80 + urand() % 0x70);
         Bf[i] = lut[B[i]];
     }
+    dj_lut8_form form;
+    CHECK(dj_lut8_form_of(lut, &form) && form.special == 0x7C, "E5M2: form special %#x",
+          form.special);
     long nonfinite = 0;
     for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
         if (!dj_cpu_supports((dj_isa)isa))
             continue;
-        for (int tb = 0; tb < 2; tb++) {
-            dj__sgemm_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, Af, K, Bf, tb ? K : N, 0.0f, Cf,
-                          N, NULL);
-            dj__gemm_q_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, dj_opd_u8(A, lut), K,
-                           dj_opd_u8(B, lut), tb ? K : N, 0.0f, Cq, N, NULL);
-            CHECK(memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
-                  "%s tb=%d: NaN/Inf operands: dj_gemm_q differs from dj_sgemm",
-                  dj_isa_name((dj_isa)isa), tb);
-            for (int i = 0; i < M * N; i++)
-                nonfinite += !isfinite(Cf[i]);
-        }
+        for (int tb = 0; tb < 2; tb++)
+            for (int use_form = 0; use_form < 2; use_form++) {
+                const dj_lut8_form *fp = use_form ? &form : NULL;
+                dj__sgemm_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, Af, K, Bf, tb ? K : N, 0.0f,
+                              Cf, N, NULL);
+                dj__gemm_q_isa((dj_isa)isa, pool, 0, tb, M, N, K, 1.0f, dj_opd_u8_form(A, lut, fp),
+                               K, dj_opd_u8_form(B, lut, fp), tb ? K : N, 0.0f, Cq, N, NULL);
+                CHECK(memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
+                      "%s tb=%d form=%d: NaN/Inf operands: dj_gemm_q differs from dj_sgemm",
+                      dj_isa_name((dj_isa)isa), tb, use_form);
+                for (int i = 0; i < M * N; i++)
+                    nonfinite += !isfinite(Cf[i]);
+            }
     }
     CHECK(nonfinite > 0, "the specials test produced no NaN/Inf");
     free(A);
@@ -301,6 +306,141 @@ static void test_roundtrip(dj_pool *pool)
     }
 }
 
+/* The streaming path for few rows of C gives the blocked path's bits, for
+ * float32 and 8-bit operands (with and without the table's form), every
+ * transpose, ISA and thread count; and it is the path these shapes take. */
+static void test_stream(dj_pool **pools, int npools)
+{
+    static const int sshapes[][3] = {{1, 300, 600}, {3, 129, 700}, {6, 300, 256},
+                                    {7, 200, 1030}, {12, 70, 900}, {2, 4100, 64}};
+    for (size_t s = 0; s < sizeof sshapes / sizeof sshapes[0]; s++) {
+        const int M = sshapes[s][0], N = sshapes[s][1], K = sshapes[s][2];
+        for (int kind = 0; kind < 2; kind++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    const dj_opd_kind k = kind ? DJ_OPD_U8 : DJ_OPD_F32;
+                    operand A, B;
+                    make_operand(&A, k, (size_t)M * K, lut_cf8);
+                    make_operand(&B, k, (size_t)K * N, lut_e4m3);
+                    float *C0 = malloc((size_t)M * N * sizeof *C0);
+                    float *C1 = malloc((size_t)M * N * sizeof *C1);
+                    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+                        if (!dj_cpu_supports((dj_isa)isa))
+                            continue;
+                        const int MR = dj__sgemm_kernel_for((dj_isa)isa)->mr;
+                        for (int t = 0; t < npools; t++) {
+                            const int saved = dj__sgemm_stream_panels;
+                            dj__sgemm_stream_panels = 0; /* the blocked path */
+                            const long before = dj__sgemm_stream_calls;
+                            dj__gemm_q_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, 1.0f, A.opd,
+                                           ta ? M : K, B.opd, tb ? K : N, 0.0f, C0, N, NULL);
+                            dj__sgemm_stream_panels = saved;
+                            const long mid = dj__sgemm_stream_calls;
+                            dj__gemm_q_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, 1.0f, A.opd,
+                                           ta ? M : K, B.opd, tb ? K : N, 0.0f, C1, N, NULL);
+                            const int streamed = dj__sgemm_stream_calls - mid == 1;
+                            CHECK(mid == before && streamed == (M <= 2 * MR),
+                                  "%s %dx%dx%d: streaming path taken %ld/%ld times",
+                                  dj_isa_name((dj_isa)isa), M, N, K, mid - before,
+                                  (long)dj__sgemm_stream_calls - mid);
+                            CHECK(memcmp(C0, C1, (size_t)M * N * sizeof *C0) == 0,
+                                  "%s T=%d %dx%dx%d ta=%d tb=%d %s: streaming and blocked paths "
+                                  "differ", dj_isa_name((dj_isa)isa), dj_pool_threads(pools[t]),
+                                  M, N, K, ta, tb, kind_name(k));
+                        }
+                    }
+                    free(C0);
+                    free(C1);
+                    free_operand(&A);
+                    free_operand(&B);
+                }
+    }
+}
+
+/* dj_lut8_form_of finds the arithmetic form of every 8-bit format's table
+ * at every bias (CFloat8) and every scale that gives an effective bias
+ * 0..63 (OCP): the format's mantissa width, the table read only for NaN and
+ * Inf codes; every ISA's decoder gives the table's bits for all 256 codes
+ * with the form. Tables without the form (random, or one entry changed) get
+ * none or a smaller `special`, and still decode to the table's bits. */
+static void test_forms(void)
+{
+    static const struct {
+        dj_format f;
+        int mbits, special;
+    } fmts[] = {{DJ_FMT_CF8_143, 3, 0x80}, {DJ_FMT_CF8_152, 2, 0x80},
+                {DJ_FMT_E4M3, 3, 0x7F},    {DJ_FMT_E5M2, 2, 0x7C}};
+    uint8_t all[256 + 3];
+    for (int i = 0; i < 256 + 3; i++)
+        all[i] = (uint8_t)i;
+    long bad = 0, tables = 0;
+    for (size_t c = 0; c < sizeof fmts / sizeof fmts[0]; c++) {
+        const dj_format f = fmts[c].f;
+        const dj_format_desc *d = dj_format_desc_of(f);
+        const int ocp = f == DJ_FMT_E4M3 || f == DJ_FMT_E5M2;
+        for (int eb = 0; eb <= 63; eb++) {
+            float lut[256];
+            if (ocp)
+                dj_cf_decode_lut8(f, d->bias_default, eb - d->bias_default, lut);
+            else
+                dj_cf_decode_lut8(f, eb, 0, lut);
+            dj_lut8_form form;
+            tables++;
+            if (!dj_lut8_form_of(lut, &form) || form.mbits != fmts[c].mbits ||
+                form.special != fmts[c].special) {
+                bad++;
+                fprintf(stderr, "%s effective bias %d: form mbits %d special %#x\n", d->name, eb,
+                        form.mbits, form.special);
+                continue;
+            }
+            for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+                const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
+                if (!kd)
+                    continue;
+                float out[256];
+                kd->decode(dj_opd_u8_form(all, lut, &form), 256, out);
+                for (int i = 0; i < 256; i++)
+                    bad += f32_bits(out[i]) != f32_bits(lut[i]);
+            }
+        }
+    }
+    CHECK(bad == 0 && tables == 4 * 64, "forms of %ld tables: %ld wrong", tables, bad);
+
+    /* Tables without the form, or with one entry that breaks it. */
+    for (int trial = 0; trial < 40; trial++) {
+        float lut[256];
+        if (trial < 8) {
+            for (int i = 0; i < 256; i++)
+                lut[i] = frand() * 100.0f;
+        } else {
+            if (trial % 2)
+                dj_cf_decode_lut8(DJ_FMT_CF8_143, 3 + trial, 0, lut);
+            else
+                dj_cf_decode_lut8(DJ_FMT_E5M2, 15, trial % 7 - 3, lut);
+            lut[urand() % 256] = frand();
+        }
+        dj_lut8_form form;
+        const int has = dj_lut8_form_of(lut, &form);
+        if (trial < 8)
+            CHECK(!has, "a random table has a form (mbits %d special %#x)", form.mbits,
+                  form.special);
+        for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+            const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
+            if (!kd)
+                continue;
+            for (int off = 0; off < 3; off++) {
+                float out[256];
+                kd->decode(dj_opd_u8_form(all + off, lut, &form), 256, out);
+                long wrong = 0;
+                for (int i = 0; i < 256; i++)
+                    wrong += f32_bits(out[i]) != f32_bits(lut[(i + off) & 255]);
+                CHECK(wrong == 0, "trial %d %s off %d: %ld codes decoded off the table", trial,
+                      dj_isa_name((dj_isa)isa), off, wrong);
+            }
+        }
+    }
+}
+
 /* The decoders of every ISA agree with dj__opd_get on every length and
  * alignment (the vector bodies and their tails). */
 static void test_decoders(void)
@@ -316,12 +456,15 @@ static void test_decoders(void)
         const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
         if (!kd)
             continue;
+        dj_lut8_form form;
+        CHECK(dj_lut8_form_of(lut_e4m3, &form), "E4M3 has a form");
         long bad = 0;
-        for (int kind = DJ_OPD_BF16; kind <= DJ_OPD_U8; kind++)
+        for (int kind = DJ_OPD_BF16; kind <= DJ_OPD_U8 + 1; kind++) /* U8 + 1: with the form */
             for (int off = 0; off < 3; off++)
                 for (int n = 0; n <= NMAX; n++) {
                     const dj_opd o = kind == DJ_OPD_BF16 ? dj_opd_bf16(c16 + off)
-                                                         : dj_opd_u8(c8 + off, lut_e4m3);
+                                     : kind == DJ_OPD_U8 ? dj_opd_u8(c8 + off, lut_e4m3)
+                                                         : dj_opd_u8_form(c8 + off, lut_e4m3, &form);
                     float out[NMAX + 1];
                     out[n] = SENTINEL;
                     kd->decode(o, n, out);
@@ -341,6 +484,8 @@ int main(void)
     CHECK(dj_pool_create(2, &p2) == DJ_OK, "pool of 2");
     dj_pool *pools[] = {NULL, p2};
     test_lut();
+    test_forms();
+    test_stream(pools, 2);
     test_decoders();
     test_roundtrip(NULL);
     test_roundtrip(p2);
