@@ -33,8 +33,13 @@
  * from 4x below the format's smallest positive value to 2x above its largest
  * (clamped to float32 normals), and a random mantissa; 1 in 256 elements is
  * a special (+-0, +-Inf, +-NaN; for unsigned formats also a negative number),
- * and 1 in 65536 a float32 subnormal. Decode sources are those values encoded
- * to nearest; bf16 sources are their upper 16 bits. */
+ * and 1 in 65536 a float32 subnormal (--data binades, the default: every
+ * range and path of the converters, rare cases far more often than in real
+ * tensors). --data gauss: standard normal values (Box-Muller, same seed), as
+ * a layer's weights or activations look to the converter, at the bias that
+ * training picks for their largest magnitude (dj_cf_bias_for_amax; formats
+ * with a fixed bias keep it; --bias overrides). Decode sources are those
+ * values encoded to nearest; bf16 sources are their upper 16 bits. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bench_cfloat.h"
@@ -110,6 +115,7 @@ typedef struct {
     int nfmt;
     dj_format fmts[DJ_FMT_COUNT];
     int bias_given, bias;
+    int gauss; /* --data gauss */
 } bench_opts;
 
 /* ---- small helpers ---- */
@@ -275,8 +281,38 @@ static void json_str(FILE *fp, const char *s)
 
 /* ---- input data ---- */
 
-static void make_data(bench_ctx *c)
+/* --data gauss: N(0, 1) values; the bias from their largest magnitude
+ * unless given (bias_given) or fixed by the format. */
+static void make_gauss(bench_ctx *c, int bias_given)
 {
+    const dj_format_desc *d = dj_format_desc_of(c->f);
+    uint64_t s = SEED ^ ((uint64_t)c->f << 32);
+    float amax = 0.0f;
+    for (size_t i = 0; i < c->n; i++) {
+        const double u1 = ((double)(splitmix64(&s) >> 11) + 1.0) / 9007199254740993.0;
+        const double u2 = (double)(splitmix64(&s) >> 11) / 9007199254740992.0;
+        float v = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        if (d->sign_bits == 0)
+            v = fabsf(v);
+        c->x[i] = v;
+        amax = fabsf(v) > amax ? fabsf(v) : amax;
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        c->xb[i] = (uint16_t)(u >> 16);
+    }
+    int b;
+    if (!bias_given && d->bias_min != d->bias_max && dj_cf_bias_for_amax(c->f, amax, 0, &b) == DJ_OK)
+        c->bias = b;
+}
+
+static void make_data(bench_ctx *c, int gauss, int bias_given)
+{
+    if (gauss) {
+        make_gauss(c, bias_given);
+        unsigned fl = 0;
+        dj_cf_encode_array(c->f, c->bias, c->x, c->codes, c->n, c->rn, 0, &fl);
+        return;
+    }
     const dj_format_desc *d = dj_format_desc_of(c->f);
     double lo = dj_format_min_denormal(c->f, c->bias);
     if (lo == 0)
@@ -608,6 +644,11 @@ static void usage(FILE *fp)
           "options:\n"
           "  --format F[,F...]  formats to measure (default: all, at their default bias)\n"
           "  --bias B           bias (must be allowed for every format given)\n"
+          "  --data D           binades (default): exponents uniform over every binade\n"
+          "                     of the format and around it, with specials and float32\n"
+          "                     subnormals (every path of the converters); gauss:\n"
+          "                     standard normal values at the bias training would pick\n"
+          "                     for their largest magnitude (--bias overrides)\n"
           "  --n N              elements per call (default 16M = 16777216, whose arrays\n"
           "                     exceed a 32 MiB L3; use e.g. --n 64K for in-cache\n"
           "                     figures); suffixes K, M (powers of 2)\n"
@@ -765,6 +806,14 @@ static int parse_opts(int argc, char **argv, int first, bench_opts *o, int *exit
             }
             o->bias_given = 1;
             o->bias = (int)b;
+        } else if (dj_opt_is(&it, "--data")) {
+            if (!(v = dj_opt_value(&it, CMD)))
+                return -1;
+            if (strcmp(v, "binades") != 0 && strcmp(v, "gauss") != 0) {
+                dj_cli_err(CMD, "bad --data '%s' (expected binades or gauss)", v);
+                return -1;
+            }
+            o->gauss = strcmp(v, "gauss") == 0;
         } else if (dj_opt_is(&it, "--n")) {
             if (!(v = dj_opt_value(&it, CMD)))
                 return -1;
@@ -908,6 +957,8 @@ int dj_bench_cfloat(int argc, char **argv)
     if (!o.json) {
         printf("dojo bench cfloat: CPU %s; ISAs %s; dj_cpu_best_isa() = %s\n", cpu, isas,
                dj_isa_name(best));
+        printf("data: %s\n", o.gauss ? "gauss (standard normal, bias from the largest magnitude)"
+                                      : "binades (every binade of the format, specials, subnormals)");
         printf("n = %zu elements per call, single thread, %s of %d samples (each >= %.0f ms), "
                "%s", n, o.use_median ? "median" : "best", o.repeat, MIN_SAMPLE_S * 1e3,
                o.use_cpu ? "thread CPU time" : "wall time");
@@ -941,7 +992,7 @@ int dj_bench_cfloat(int argc, char **argv)
         c.f = o.fmts[i];
         c.bias = o.bias_given ? o.bias : d->bias_default;
         c.code_bytes = d->bits / 8;
-        make_data(&c);
+        make_data(&c, o.gauss, o.bias_given);
         for (int dir = 0; dir < DIR_COUNT; dir++) {
             if (!o.dir_on[dir])
                 continue;
@@ -959,6 +1010,7 @@ int dj_bench_cfloat(int argc, char **argv)
     if (o.json) {
         printf("{\"type\":\"summary\",\"cpu\":");
         json_str(stdout, cpu);
+        printf(",\"data\":\"%s\"", o.gauss ? "gauss" : "binades");
         printf(",\"isas\":\"%s\",\"best_isa\":\"%s\",\"l3_bytes\":%zu,\"n\":%zu,\"repeat\":%d,"
                "\"statistic\":\"%s\",\"clock\":\"%s\",\"measurements\":%d,\"mismatches\":%d,"
                "\"disturbed\":%d,\"load_average_end\":%.2f,\"total_s\":%.3f,\"ok\":%s}\n",

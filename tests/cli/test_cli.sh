@@ -549,5 +549,24 @@ if [ -f "$M" ]; then
     expect_err 2 "--steps: expected an integer" "" bench train --steps 0
 fi
 
+# dojo bench cfloat: both input distributions run, are checked against the
+# reference (exit 0), and say which they used; gauss picks the bias for the
+# data's largest magnitude (N(0,1): 13 or 14 for CFloat8_1_4_3, not the
+# default 7) unless --bias is given.
+for data in binades gauss; do
+    run "" bench cfloat --format cfloat8_1_4_3 --path generic --direction encode_rn,decode \
+        --n 4K --repeat 1 --data $data --json
+    check "bench cfloat --data $data: exit $rc, $err" test "$rc" -eq 0
+    check "bench cfloat --data $data: summary names the data" \
+        grep -q '"type":"summary","cpu":.*"data":"'$data'"' <<<"$out"
+    check "bench cfloat --data $data: two measured directions" \
+        test "$(grep -c '"type":"measurement".*"path":"generic"' <<<"$out")" -eq 2
+done
+check "bench cfloat --data gauss: bias from the amax" grep -Eq '"bias":1[34],' <<<"$out"
+run "" bench cfloat --format cfloat8_1_4_3 --bias 9 --path generic --direction encode_rn \
+    --n 4K --repeat 1 --data gauss --json
+check "bench cfloat --data gauss --bias 9: bias kept" grep -q '"bias":9,' <<<"$out"
+expect_err 2 "bad --data 'normal'" "" bench cfloat --data normal
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
