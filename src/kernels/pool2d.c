@@ -68,11 +68,49 @@ typedef struct {
 
 /* ---- max pooling ---- */
 
+/* One step of PyTorch's scan rule (below), without a branch: random data
+ * makes "v > best" a coin flip that the branch predictor loses. */
+static inline void max_take(float v, int32_t i, float *best, int32_t *at)
+{
+    const int take = (v > *best) | (v != v);
+    *best = take ? v : *best;
+    *at = take ? i : *at;
+}
+
+/* The common 2 x 2 window, stride 2, no padding: the same scan order and
+ * rule as the general loop, so the same values and indices. */
+static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am)
+{
+    const int w = d->w;
+    for (int oy = 0; oy < d->oh; oy++) {
+        const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
+        const int32_t i0 = 2 * oy * w;
+        for (int ox = 0; ox < d->ow; ox++) {
+            const int c = 2 * ox;
+            float best = -INFINITY;
+            int32_t at = i0 + c;
+            max_take(r0[c], i0 + c, &best, &at);
+            max_take(r0[c + 1], i0 + c + 1, &best, &at);
+            max_take(r1[c], i0 + w + c, &best, &at);
+            max_take(r1[c + 1], i0 + w + c + 1, &best, &at);
+            y[oy * d->ow + ox] = best;
+            am[oy * d->ow + ox] = at;
+        }
+    }
+}
+
 static void max_fwd_range(void *arg, size_t begin, size_t end)
 {
     const pool_job *j = arg;
     const dj_pool2d_dims *d = j->d;
     const size_t in_plane = (size_t)d->h * d->w, out_plane = (size_t)d->oh * d->ow;
+    if (d->kh == 2 && d->kw == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
+        d->pad_w == 0) {
+        for (size_t pl = begin; pl < end; pl++)
+            max_fwd_2x2(d, j->in + pl * in_plane, j->out + pl * out_plane,
+                        j->argmax_out + pl * out_plane);
+        return;
+    }
     for (size_t pl = begin; pl < end; pl++) {
         const float *x = j->in + pl * in_plane;
         float *y = j->out + pl * out_plane;
