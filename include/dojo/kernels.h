@@ -57,21 +57,25 @@ void dj_sgemm_ws(dj_pool *pool, int trans_a, int trans_b, int M, int N, int K, f
 typedef enum { DJ_OPD_F32 = 0, DJ_OPD_BF16, DJ_OPD_U8 } dj_opd_kind;
 
 /* The arithmetic form of a 256-entry table, where it has one: for a code c
- * with a = c & 0x7f below `special`, lut[c] has the bits
- *   sign bit of c  |  (a << (23 - mbits)) + exp_add      if a >> mbits != 0
- *   sign bit of c  |  bits of (float)(a & (2^mbits - 1)) * dscale   otherwise
- * (normal codes by moving the exponent and mantissa fields into place and
- * rebiasing; denormals and zero by one exact multiply). A vector decoder
- * computes this instead of gathering from the table; codes with a >= special
- * (NaN, Inf) are still read from the table. dj_lut8_form_of() finds the form
- * and checks it against all 256 entries, bit for bit, so it is never wrong:
- * at worst (mbits 0) the table has none and decoding gathers. The CFloat8,
+ * with a = c & 0x7f below `special`, let n = (a << (23 - mbits)) + exp_add
+ * (the exponent and mantissa fields moved into place and rebiased); then
+ * lut[c] has the bits of
+ *   sign bit of c | n                                   if a >> mbits != 0
+ *   sign bit of c | bits of (float(n + den_add) - den_sub)   otherwise
+ * (a denormal or zero as an exact difference of two normals: den_add 0,
+ * den_sub 2^-bias for the CFloat denormals 2^-bias * 0.m; den_add 2^23,
+ * den_sub 2^(1-bias) for IEEE-style ones). A vector decoder computes this
+ * instead of gathering from the table; codes with a >= special (NaN, Inf)
+ * are still read from the table. dj_lut8_form_of() finds the form and
+ * checks it against all 256 entries, bit for bit, so it is never wrong: at
+ * worst (mbits 0) the table has none and decoding gathers. The CFloat8,
  * E4M3 and E5M2 tables at every bias and scale have one. */
 typedef struct {
     int mbits;       /* mantissa bits 1..6; 0: no arithmetic form */
     int special;     /* 1..0x80: first magnitude code read from the table */
     int32_t exp_add; /* added to the shifted code: (127 - bias) << 23 */
-    float dscale;    /* value of denormal mantissa 1 */
+    int32_t den_add; /* 0 or 1 << 23 */
+    float den_sub;   /* 2^-bias or 2^(1 - bias) */
 } dj_lut8_form;
 
 /* Fills *f for lut (mbits 0 when it has no form); returns f->mbits != 0. */

@@ -15,6 +15,13 @@
  * in the same order, with the same bits (also the fallback when the heap is
  * out of memory).
  *
+ * C of few rows is different: B would be packed for a handful of FMAs per
+ * element. With at most two row panels, B is streamed through L1 one KC x NR
+ * panel at a time (same bits as above); with at most 8 rows and B
+ * transposed (a small batch through a Linear layer), ISAs with a dot-product
+ * kernel (AVX2) read B's rows in place and decode them in registers, so an
+ * 8-bit B costs a quarter of float32's memory traffic.
+ *
  * Operands of other kinds (dj_opd) take the same path: only the packing
  * routines see the kind, and they decode into the packed panels, so the
  * float32 entry points are these with float32 operands. */
@@ -41,18 +48,19 @@
 static const dj__sgemm_kernel k_generic = {DJ_ISA_GENERIC, 4, 8, 128, 256, 4096,
                                            dj__sgemm_ukr_generic, dj__sgemm_ukr_ofs_generic,
                                            dj__sgemm_ukr_arows_generic, NULL,
-                                           dj__opd_decode_generic};
+                                           dj__opd_decode_generic, NULL};
 #ifdef DOJO_X86
 /* Zen 3: 32 KiB L1d holds a 256 x 16 B panel (16 KiB) with room to spare; a
  * 144 x 256 A block (144 KiB) sits in the 512 KiB L2. */
 static const dj__sgemm_kernel k_avx2 = {DJ_ISA_AVX2, 6, 16, 144, 256, 4080, dj__sgemm_ukr_avx2,
                                         dj__sgemm_ukr_ofs_avx2, dj__sgemm_ukr_arows_avx2,
-                                        dj__sgemm_pack_b_rows_avx2, dj__opd_decode_avx2};
+                                        dj__sgemm_pack_b_rows_avx2, dj__opd_decode_avx2,
+                                        dj__sgemm_dot_nt_avx2};
 /* A 192 x 32 B panel is 24 KiB, inside the 32-48 KiB L1d of AVX-512 cores. */
 static const dj__sgemm_kernel k_avx512 = {DJ_ISA_AVX512, 6, 32, 144, 192, 4096,
                                           dj__sgemm_ukr_avx512, dj__sgemm_ukr_ofs_avx512,
                                           dj__sgemm_ukr_arows_avx512, NULL,
-                                          dj__opd_decode_avx2};
+                                          dj__opd_decode_avx2, NULL};
 #endif
 
 const dj__sgemm_kernel *dj__sgemm_kernel_for(dj_isa isa)
@@ -298,9 +306,13 @@ void dj__opd_decode_generic(dj_opd src, int n, float *dst)
 static uint32_t form_bits(const dj_lut8_form *f, unsigned c)
 {
     const uint32_t a = c & 0x7f, sign = (uint32_t)(c & 0x80) << 24;
+    const uint32_t n = (a << (23 - f->mbits)) + (uint32_t)f->exp_add;
     if (a >> f->mbits)
-        return sign | ((a << (23 - f->mbits)) + (uint32_t)f->exp_add);
-    const float v = (float)(a & ((1u << f->mbits) - 1)) * f->dscale;
+        return sign | n;
+    const uint32_t nd = n + (uint32_t)f->den_add;
+    float v;
+    memcpy(&v, &nd, sizeof v);
+    v -= f->den_sub;
     uint32_t u;
     memcpy(&u, &v, sizeof u);
     return sign | u;
@@ -308,24 +320,27 @@ static uint32_t form_bits(const dj_lut8_form *f, unsigned c)
 
 int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
 {
-    dj_lut8_form best = {0, 0, 0, 0.0f};
-    for (int mb = 1; mb <= 6; mb++) {
-        uint32_t first; /* the smallest normal code, a = 1 << mb, puts 1 << 23 in place */
-        memcpy(&first, lut + (1 << mb), sizeof first);
-        dj_lut8_form t = {mb, 0, (int32_t)(first - (1u << 23)), lut[1]};
-        int a = 0;
-        for (; a < 0x80; a++) {
-            uint32_t pos, neg;
-            memcpy(&pos, lut + a, sizeof pos);
-            memcpy(&neg, lut + (a | 0x80), sizeof neg);
-            if (form_bits(&t, (unsigned)a) != pos || form_bits(&t, (unsigned)a | 0x80) != neg)
-                break;
+    dj_lut8_form best = {0, 0, 0, 0, 0.0f};
+    for (int mb = 1; mb <= 6; mb++)
+        for (int ieee = 0; ieee < 2; ieee++) {
+            uint32_t first; /* the smallest normal code, a = 1 << mb, puts 1 << 23 in place */
+            memcpy(&first, lut + (1 << mb), sizeof first);
+            dj_lut8_form t = {mb, 0, (int32_t)(first - (1u << 23)), ieee ? 1 << 23 : 0, 0.0f};
+            const uint32_t sub = (uint32_t)t.exp_add + (uint32_t)t.den_add;
+            memcpy(&t.den_sub, &sub, sizeof sub);
+            int a = 0;
+            for (; a < 0x80; a++) {
+                uint32_t pos, neg;
+                memcpy(&pos, lut + a, sizeof pos);
+                memcpy(&neg, lut + (a | 0x80), sizeof neg);
+                if (form_bits(&t, (unsigned)a) != pos || form_bits(&t, (unsigned)a | 0x80) != neg)
+                    break;
+            }
+            t.special = a;
+            /* Useful only if it covers the denormals and some normals. */
+            if (a > (1 << mb) && a > best.special)
+                best = t;
         }
-        t.special = a;
-        /* Useful only if it covers the denormals and some normals. */
-        if (a > (1 << mb) && a > best.special)
-            best = t;
-    }
     *f = best;
     return best.mbits != 0;
 }
@@ -515,6 +530,9 @@ typedef struct {
  * (a variable only so that the tests can compare both paths). */
 int dj__sgemm_stream_panels = 2;
 _Atomic long dj__sgemm_stream_calls;
+/* Whether ISAs with a dot-product kernel use it (tests switch it off). */
+int dj__sgemm_dot_on = 1;
+_Atomic long dj__sgemm_dot_calls;
 
 static int ceil_div(int a, int b)
 {
@@ -610,6 +628,32 @@ static void stream_task(void *arg, int t)
             for (int r = 0; r < j->M; r += MR, ap += (size_t)kc * MR)
                 kd->ukr(kc, ap, bpan, NR, j->C + (ptrdiff_t)r * j->ldc + c, j->ldc,
                         j->M - r < MR ? j->M - r : MR, nr, j->alpha, be);
+        }
+    }
+}
+
+/* The dot-product path (kd->dot_nt): task t computes its share of C's
+ * columns from A's rows decoded into j->apack (M x K floats). */
+static void dot_task(void *arg, int t)
+{
+    const sgemm_job *j = arg;
+    const int c0 = (int)((long long)j->N * t / j->ntasks);
+    const int c1 = (int)((long long)j->N * (t + 1) / j->ntasks);
+    if (c0 < c1)
+        j->kd->dot_nt(j->M, j->K, j->apack, j->B, j->ldb, c0, c1, j->alpha, j->beta, j->C,
+                      j->ldc);
+}
+
+/* Row i of op(A), decoded, at j->apack + i * K. */
+static void dot_pack_a(const sgemm_job *j)
+{
+    for (int i = 0; i < j->M; i++) {
+        float *dst = j->apack + (size_t)i * j->K;
+        if (!j->ta) {
+            j->kd->decode(a_at(j, i, 0), j->K, dst);
+        } else {
+            for (int p = 0; p < j->K; p++)
+                dst[p] = dj__opd_get(j->A, (ptrdiff_t)p * j->lda + i);
         }
     }
 }
@@ -793,6 +837,15 @@ void dj__gemm_q_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, 
     const uintptr_t u = (uintptr_t)ws;
     ws += ((DJ_SGEMM_ALIGN - u % DJ_SGEMM_ALIGN) % DJ_SGEMM_ALIGN) / sizeof(float);
     const int MR = kd->mr, NR = kd->nr, T = l.T;
+    if (kd->dot_nt && trans_b && M <= DJ_DOT_MAX_M && dj__sgemm_dot_on) {
+        atomic_fetch_add_explicit(&dj__sgemm_dot_calls, 1, memory_order_relaxed);
+        j.apack = ws;
+        dot_pack_a(&j);
+        j.ntasks = T < ceil_div(N, 8) ? T : ceil_div(N, 8);
+        dj_pool_run(j.ntasks > 1 ? pool : NULL, dot_task, &j, j.ntasks);
+        free(mem);
+        return;
+    }
     if (M <= dj__sgemm_stream_panels * MR) {
         atomic_fetch_add_explicit(&dj__sgemm_stream_calls, 1, memory_order_relaxed);
         j.apack = ws;

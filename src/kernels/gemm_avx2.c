@@ -94,7 +94,7 @@ void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *
 
 /* 8 codes by the table's form f (kernels.h): the exponent and mantissa
  * fields shifted into place and rebiased by one integer add; denormals and
- * zero by an exact multiply; the sign bit moved; codes of magnitude >=
+ * zero by an exact subtraction; the sign bit moved; codes of magnitude >=
  * f->special (NaN, Inf) gathered from the table. */
 static inline __attribute__((always_inline)) __m256 decode8_form(const uint8_t *s, const float *lut,
                                                                  const dj_lut8_form *f)
@@ -103,13 +103,13 @@ static inline __attribute__((always_inline)) __m256 decode8_form(const uint8_t *
     const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s));
     const __m256i a = _mm256_and_si256(c, m7f);
     const __m256i sign = _mm256_slli_epi32(_mm256_andnot_si256(m7f, c), 24);
-    const __m256i nb = _mm256_add_epi32(_mm256_sll_epi32(a, _mm_cvtsi32_si128(23 - f->mbits)),
-                                        _mm256_set1_epi32(f->exp_add));
-    const __m256i mm = _mm256_set1_epi32((1 << f->mbits) - 1);
-    const __m256 den = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(a, mm)),
-                                     _mm256_set1_ps(f->dscale));
+    __m256i n = _mm256_add_epi32(_mm256_sll_epi32(a, _mm_cvtsi32_si128(23 - f->mbits)),
+                                 _mm256_set1_epi32(f->exp_add));
     const __m256i isden = _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << f->mbits), a);
-    __m256 v = _mm256_blendv_ps(_mm256_castsi256_ps(nb), den, _mm256_castsi256_ps(isden));
+    if (f->den_add)
+        n = _mm256_add_epi32(n, _mm256_and_si256(isden, _mm256_set1_epi32(f->den_add)));
+    __m256 v = _mm256_sub_ps(_mm256_castsi256_ps(n),
+                             _mm256_and_ps(_mm256_castsi256_ps(isden), _mm256_set1_ps(f->den_sub)));
     v = _mm256_or_ps(v, _mm256_castsi256_ps(sign));
     if (f->special < 0x80) {
         const __m256i sp = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(f->special - 1));
@@ -152,4 +152,143 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
     default: break;
     }
     dj__opd_decode_generic(dj__opd_at(src, i), n - i, dst + i);
+}
+
+/* ---- the dot-product kernel for few rows times a transposed B ----
+ *
+ * C (m x [c0, c1)) = alpha * A * B^T + beta * C, m <= DJ_DOT_MAX_M, A m
+ * contiguous float rows of k (lda = k), B row `col` (k contiguous elements
+ * of B's kind) at col * ldb. Each element of C is a dot product over k in 8
+ * lanes (lane l sums the k = l mod 8 terms of a block of DOT_KB, in k
+ * order, by FMA; the last partial vector zero-padded), the lanes added in a
+ * fixed order, and the blocks added in k order; a column's B row is decoded
+ * in registers and used for all m rows. The order depends on k only, and
+ * the decoders give exact values, so every kind of B gives the bits of
+ * float32 B holding the decoded values, on any thread count (the columns
+ * are split, never k). */
+
+#define DOT_KB 256 /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
+#define DOT_NB 8   /* columns per pass over k: 8 rows of B streamed at a time */
+
+enum { BK_F32, BK_BF16, BK_U8, BK_U8F };
+
+/* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero). */
+static inline __attribute__((always_inline)) __m256 dot_load_b(const int kind, dj_opd b,
+                                                               const dj_lut8_form *f,
+                                                               const void *row, int p, int n)
+{
+    if (n == 8) {
+        switch (kind) {
+        case BK_F32: return _mm256_loadu_ps((const float *)row + p);
+        case BK_BF16:
+            return _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + p))),
+                16));
+        case BK_U8:
+            return _mm256_i32gather_ps(b.lut, _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                                  (const __m128i *)((const uint8_t *)row + p))),
+                                       4);
+        default: return decode8_form((const uint8_t *)row + p, b.lut, f);
+        }
+    }
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+    if (kind == BK_F32)
+        return _mm256_maskload_ps((const float *)row + p, mask);
+    _Alignas(32) uint8_t tmp[16] = {0};
+    memcpy(tmp, (const char *)row + (size_t)p * (kind == BK_BF16 ? 2 : 1),
+           (size_t)n * (kind == BK_BF16 ? 2 : 1));
+    __m256 w;
+    if (kind == BK_BF16)
+        w = _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_load_si128((const __m128i *)tmp)), 16));
+    else if (kind == BK_U8)
+        w = _mm256_i32gather_ps(b.lut, _mm256_cvtepu8_epi32(_mm_load_si128((const __m128i *)tmp)), 4);
+    else
+        w = decode8_form(tmp, b.lut, f);
+    return _mm256_and_ps(w, _mm256_castsi256_ps(mask)); /* the table's code 0 may not be 0 */
+}
+
+static inline __attribute__((always_inline)) float dot_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __attribute__((always_inline)) void dot_body(const int M, const int kind, int K,
+                                                           const float *A, dj_opd B, ptrdiff_t ldb,
+                                                           int c0, int c1, float alpha, float beta,
+                                                           float *C, ptrdiff_t ldc)
+{
+    const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
+    const dj_lut8_form f = kind == BK_U8F ? *B.form : (dj_lut8_form){0, 0, 0, 0, 0.0f};
+    float S[DJ_DOT_MAX_M][DOT_NB];
+    for (int cb = c0; cb < c1; cb += DOT_NB) {
+        const int ce = c1 - cb < DOT_NB ? c1 : cb + DOT_NB;
+        for (int k0 = 0; k0 < K; k0 += DOT_KB) {
+            const int kc = K - k0 < DOT_KB ? K - k0 : DOT_KB;
+            for (int col = cb; col < ce; col++) {
+                const void *row = (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
+                __m256 acc[DJ_DOT_MAX_M];
+                for (int i = 0; i < M; i++)
+                    acc[i] = _mm256_setzero_ps();
+                int p = 0;
+                for (; p + 8 <= kc; p += 8) {
+                    const __m256 w = dot_load_b(kind, B, &f, row, p, 8);
+                    for (int i = 0; i < M; i++)
+                        acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + (size_t)i * K + k0 + p), w,
+                                                 acc[i]);
+                }
+                if (p < kc) {
+                    const int n = kc - p;
+                    const __m256 w = dot_load_b(kind, B, &f, row, p, n);
+                    const __m256i mask = _mm256_cmpgt_epi32(
+                        _mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                    for (int i = 0; i < M; i++)
+                        acc[i] = _mm256_fmadd_ps(
+                            _mm256_maskload_ps(A + (size_t)i * K + k0 + p, mask), w, acc[i]);
+                }
+                for (int i = 0; i < M; i++) {
+                    const float s = dot_hsum(acc[i]);
+                    S[i][col - cb] = k0 == 0 ? s : S[i][col - cb] + s;
+                }
+            }
+        }
+        for (int i = 0; i < M; i++)
+            for (int col = cb; col < ce; col++) {
+                float *c = C + (ptrdiff_t)i * ldc + col;
+                *c = beta == 0.0f ? alpha * S[i][col - cb] : alpha * S[i][col - cb] + beta * *c;
+            }
+    }
+}
+
+#define DOT_M_CASE(m)                                                                              \
+    case m:                                                                                        \
+        switch (kind) {                                                                            \
+        case BK_F32: dot_body(m, BK_F32, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;       \
+        case BK_BF16: dot_body(m, BK_BF16, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;     \
+        case BK_U8: dot_body(m, BK_U8, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;         \
+        default: dot_body(m, BK_U8F, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;           \
+        }
+
+void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
+                           float alpha, float beta, float *C, ptrdiff_t ldc)
+{
+    const int kind = B.kind == DJ_OPD_F32    ? BK_F32
+                     : B.kind == DJ_OPD_BF16 ? BK_BF16
+                     : B.form                ? BK_U8F
+                                             : BK_U8;
+    switch (M) {
+        DOT_M_CASE(1)
+        DOT_M_CASE(2)
+        DOT_M_CASE(3)
+        DOT_M_CASE(4)
+        DOT_M_CASE(5)
+        DOT_M_CASE(6)
+        DOT_M_CASE(7)
+        DOT_M_CASE(8)
+    default: break;
+    }
 }

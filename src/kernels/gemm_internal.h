@@ -18,6 +18,10 @@
  * on AVX2/AVX-512), and the blocks are added to C in order. So the bits of a
  * result never depend on the thread count, on how C is tiled among threads,
  * or on where the micro-kernel's operands come from (packed, in place).
+ * One exception, by shape: C of at most DJ_DOT_MAX_M rows times a transposed
+ * B takes the dot-product kernel on ISAs that have one (AVX2), which sums in
+ * 8 lanes over k and adds the lanes (gemm_avx2.c); its order too depends on
+ * K only, never on threads or on the operands' kinds.
  *
  * Operands of other kinds (dj_opd: bfloat16, 8-bit codes through a table)
  * are decoded by the packing routines straight into the same packed
@@ -73,7 +77,14 @@ typedef struct {
     void (*pack_b_rows)(const float *const *rows, int nr, int k, float *dst);
     /* dst[i] = element i of src, i < n (any kind; see dj__opd_decode_generic) */
     void (*decode)(dj_opd src, int n, float *dst);
+    /* C = A * B^T for M <= DJ_DOT_MAX_M rows by dot products (gemm_avx2.c),
+     * or NULL: the ISA streams B through its micro-kernel instead */
+    void (*dot_nt)(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
+                   float alpha, float beta, float *C, ptrdiff_t ldc);
 } dj__sgemm_kernel;
+
+/* The most rows of C the dot-product kernel takes. */
+#define DJ_DOT_MAX_M 8
 
 /* ---- operands (dj_opd) ---- */
 
@@ -115,6 +126,11 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst);
 extern int dj__sgemm_stream_panels;
 /* Products that took the streaming path (for the tests). */
 extern _Atomic long dj__sgemm_stream_calls;
+/* Products of M <= DJ_DOT_MAX_M rows times a transposed B (a batch through a
+ * Linear layer) take the ISA's dot-product kernel where it has one, before
+ * the streaming path; 0 turns it off (tests). Its calls are counted. */
+extern int dj__sgemm_dot_on;
+extern _Atomic long dj__sgemm_dot_calls;
 
 /* The kernel table of an ISA (DJ_ISA_AUTO: the best this CPU runs); NULL if
  * the CPU cannot run it or it is not built in. */
@@ -134,6 +150,8 @@ void dj__sgemm_ukr_ofs_avx2(int k, const float *a, const float *b, const int32_t
 void dj__sgemm_ukr_arows_avx2(int k, const float *const *arows, const float *b, float *c,
                               ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *dst);
+void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
+                           float alpha, float beta, float *C, ptrdiff_t ldc);
 void dj__sgemm_ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                           ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_ukr_ofs_avx512(int k, const float *a, const float *b, const int32_t *off, float *c,

@@ -306,55 +306,137 @@ static void test_roundtrip(dj_pool *pool)
     }
 }
 
-/* The streaming path for few rows of C gives the blocked path's bits, for
- * float32 and 8-bit operands (with and without the table's form), every
- * transpose, ISA and thread count; and it is the path these shapes take. */
-static void test_stream(dj_pool **pools, int npools)
+/* The paths for few rows of C. The streaming path gives the blocked path's
+ * bits; the dot-product kernel (AVX2, transposed B, M <= 8) sums in another
+ * order, so it is checked against the blocked result within the float32
+ * error bound of a K-term dot product (2 K 2^-24 sum |a b|, both paths'
+ * errors). Every path gives, for 8-bit operands (with and without the
+ * table's form), the bits of float32 operands holding the decoded values;
+ * every transpose, ISA and thread count; and the counters show that each
+ * path is the one these shapes take. */
+typedef enum { PATH_BLOCKED, PATH_STREAM, PATH_DOT } gemm_path;
+
+static long run_path(gemm_path path, dj_isa isa, dj_pool *pool, int ta, int tb, int M, int N, int K,
+                     dj_opd A, dj_opd B, float *C)
 {
-    static const int sshapes[][3] = {{1, 300, 600}, {3, 129, 700}, {6, 300, 256},
-                                    {7, 200, 1030}, {12, 70, 900}, {2, 4100, 64}};
+    const int saved_panels = dj__sgemm_stream_panels, saved_dot = dj__sgemm_dot_on;
+    dj__sgemm_stream_panels = path == PATH_BLOCKED ? 0 : saved_panels;
+    dj__sgemm_dot_on = path == PATH_DOT;
+    const long s0 = dj__sgemm_stream_calls, d0 = dj__sgemm_dot_calls;
+    dj__gemm_q_isa(isa, pool, ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N,
+                   NULL);
+    dj__sgemm_stream_panels = saved_panels;
+    dj__sgemm_dot_on = saved_dot;
+    return (dj__sgemm_stream_calls - s0) * 10 + (dj__sgemm_dot_calls - d0);
+}
+
+static void test_few_rows(dj_pool **pools, int npools)
+{
+    static const int sshapes[][3] = {{1, 300, 600}, {3, 129, 700}, {6, 300, 256}, {7, 200, 1030},
+                                    {12, 70, 900},  {2, 4100, 64}, {8, 77, 1003}, {5, 40, 4099}};
+    long dot_runs = 0;
     for (size_t s = 0; s < sizeof sshapes / sizeof sshapes[0]; s++) {
         const int M = sshapes[s][0], N = sshapes[s][1], K = sshapes[s][2];
-        for (int kind = 0; kind < 2; kind++)
+        for (int kind = 0; kind < 3; kind++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
-                    const dj_opd_kind k = kind ? DJ_OPD_U8 : DJ_OPD_F32;
+                    const dj_opd_kind k = kind == 0 ? DJ_OPD_F32 : kind == 1 ? DJ_OPD_BF16 : DJ_OPD_U8;
                     operand A, B;
                     make_operand(&A, k, (size_t)M * K, lut_cf8);
                     make_operand(&B, k, (size_t)K * N, lut_e4m3);
-                    float *C0 = malloc((size_t)M * N * sizeof *C0);
-                    float *C1 = malloc((size_t)M * N * sizeof *C1);
+                    /* bound[i, j] = 2 K 2^-24 sum_p |a(i, p) b(p, j)| */
+                    double *bound = malloc((size_t)M * N * sizeof *bound);
+                    for (int i = 0; i < M; i++)
+                        for (int jj = 0; jj < N; jj++) {
+                            double sa = 0;
+                            for (int p = 0; p < K; p++)
+                                sa += fabs((double)A.dec[ta ? (size_t)p * M + i : (size_t)i * K + p] *
+                                           (double)B.dec[tb ? (size_t)jj * K + p : (size_t)p * N + jj]);
+                            bound[(size_t)i * N + jj] = 2.0 * K * ldexp(sa, -24);
+                        }
+                    float *Cb = malloc((size_t)M * N * sizeof *Cb);
+                    float *Cq = malloc((size_t)M * N * sizeof *Cq);
+                    float *Cf = malloc((size_t)M * N * sizeof *Cf);
                     for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
                         if (!dj_cpu_supports((dj_isa)isa))
                             continue;
-                        const int MR = dj__sgemm_kernel_for((dj_isa)isa)->mr;
+                        const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
                         for (int t = 0; t < npools; t++) {
-                            const int saved = dj__sgemm_stream_panels;
-                            dj__sgemm_stream_panels = 0; /* the blocked path */
-                            const long before = dj__sgemm_stream_calls;
-                            dj__gemm_q_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, 1.0f, A.opd,
-                                           ta ? M : K, B.opd, tb ? K : N, 0.0f, C0, N, NULL);
-                            dj__sgemm_stream_panels = saved;
-                            const long mid = dj__sgemm_stream_calls;
-                            dj__gemm_q_isa((dj_isa)isa, pools[t], ta, tb, M, N, K, 1.0f, A.opd,
-                                           ta ? M : K, B.opd, tb ? K : N, 0.0f, C1, N, NULL);
-                            const int streamed = dj__sgemm_stream_calls - mid == 1;
-                            CHECK(mid == before && streamed == (M <= 2 * MR),
-                                  "%s %dx%dx%d: streaming path taken %ld/%ld times",
-                                  dj_isa_name((dj_isa)isa), M, N, K, mid - before,
-                                  (long)dj__sgemm_stream_calls - mid);
-                            CHECK(memcmp(C0, C1, (size_t)M * N * sizeof *C0) == 0,
-                                  "%s T=%d %dx%dx%d ta=%d tb=%d %s: streaming and blocked paths "
-                                  "differ", dj_isa_name((dj_isa)isa), dj_pool_threads(pools[t]),
-                                  M, N, K, ta, tb, kind_name(k));
+                            const int T = dj_pool_threads(pools[t]);
+                            CHECK(run_path(PATH_BLOCKED, (dj_isa)isa, pools[t], ta, tb, M, N, K,
+                                           A.opd, B.opd, Cb) == 0,
+                                  "%s %dx%dx%d: the blocked run took another path",
+                                  dj_isa_name((dj_isa)isa), M, N, K);
+                            for (gemm_path path = PATH_STREAM; path <= PATH_DOT; path++) {
+                                const int dot = path == PATH_DOT && kd->dot_nt && tb && M <= DJ_DOT_MAX_M;
+                                const int stream = !dot && M <= 2 * kd->mr;
+                                const long took = run_path(path, (dj_isa)isa, pools[t], ta, tb, M,
+                                                           N, K, A.opd, B.opd, Cq);
+                                run_path(path, (dj_isa)isa, pools[t], ta, tb, M, N, K,
+                                         dj_opd_f32(A.dec), dj_opd_f32(B.dec), Cf);
+                                CHECK(took == stream * 10 + dot,
+                                      "%s %dx%dx%d ta=%d tb=%d path %d: counters say %ld",
+                                      dj_isa_name((dj_isa)isa), M, N, K, ta, tb, (int)path, took);
+                                CHECK(memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
+                                      "%s T=%d %dx%dx%d ta=%d tb=%d %s path %d: differs from float32 "
+                                      "on the decoded values", dj_isa_name((dj_isa)isa), T, M, N, K,
+                                      ta, tb, kind_name(k), (int)path);
+                                long bad = 0;
+                                for (size_t e = 0; e < (size_t)M * N; e++)
+                                    bad += dot ? !(fabs((double)Cq[e] - (double)Cb[e]) <= bound[e])
+                                               : f32_bits(Cq[e]) != f32_bits(Cb[e]);
+                                dot_runs += dot;
+                                CHECK(bad == 0,
+                                      "%s T=%d %dx%dx%d ta=%d tb=%d %s path %d: %ld elements off "
+                                      "the blocked result", dj_isa_name((dj_isa)isa), T, M, N, K,
+                                      ta, tb, kind_name(k), (int)path, bad);
+                            }
                         }
                     }
-                    free(C0);
-                    free(C1);
+                    free(bound);
+                    free(Cb);
+                    free(Cq);
+                    free(Cf);
                     free_operand(&A);
                     free_operand(&B);
                 }
     }
+    CHECK(dot_runs > 0 || !dj_cpu_supports(DJ_ISA_AVX2), "the dot-product kernel never ran");
+
+    /* The dot kernel pads a partial last vector of B with code 0 and must
+     * mask it: a table whose code 0 is NaN, data without code 0. */
+    float lut[256];
+    memcpy(lut, lut_e4m3, sizeof lut);
+    lut[0] = NAN;
+    const int M = 3, N = 50, K = 1003;
+    uint8_t *b = malloc((size_t)N * K);
+    float *A = malloc((size_t)M * K * sizeof *A), *Bf = malloc((size_t)N * K * sizeof *Bf);
+    float *Cq = malloc((size_t)M * N * sizeof *Cq), *Cf = malloc((size_t)M * N * sizeof *Cf);
+    for (int i = 0; i < M * K; i++)
+        A[i] = frand();
+    for (int i = 0; i < N * K; i++) {
+        b[i] = (uint8_t)(1 + urand() % 0x7e);
+        Bf[i] = lut[b[i]];
+    }
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+        if (!dj_cpu_supports((dj_isa)isa))
+            continue;
+        dj__gemm_q_isa((dj_isa)isa, pools[0], 0, 1, M, N, K, 1.0f, dj_opd_f32(A), K, dj_opd_u8(b, lut),
+                       K, 0.0f, Cq, N, NULL);
+        dj__gemm_q_isa((dj_isa)isa, pools[0], 0, 1, M, N, K, 1.0f, dj_opd_f32(A), K, dj_opd_f32(Bf),
+                       K, 0.0f, Cf, N, NULL);
+        long nonfinite = 0;
+        for (int i = 0; i < M * N; i++)
+            nonfinite += !isfinite(Cq[i]);
+        CHECK(nonfinite == 0 && memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
+              "%s: a NaN at code 0 of the table leaked into %ld results (or bits differ)",
+              dj_isa_name((dj_isa)isa), nonfinite);
+    }
+    free(b);
+    free(A);
+    free(Bf);
+    free(Cq);
+    free(Cf);
 }
 
 /* dj_lut8_form_of finds the arithmetic form of every 8-bit format's table
@@ -485,7 +567,7 @@ int main(void)
     dj_pool *pools[] = {NULL, p2};
     test_lut();
     test_forms();
-    test_stream(pools, 2);
+    test_few_rows(pools, 2);
     test_decoders();
     test_roundtrip(NULL);
     test_roundtrip(p2);
