@@ -119,6 +119,19 @@ static inline __attribute__((always_inline)) __m256 decode8_form(const uint8_t *
     return v;
 }
 
+/* 8 bf16 values widened by a 16-bit shift (exact). */
+static inline __attribute__((always_inline)) __m256 decode8_bf16(const uint16_t *s)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)s)), 16));
+}
+
+/* 8 codes gathered from the table. */
+static inline __attribute__((always_inline)) __m256 decode8_gather(const uint8_t *s, const float *lut)
+{
+    return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s)), 4);
+}
+
 /* dj__opd_decode_generic with 8 lanes at a time: bf16 widened by a 16-bit
  * shift; 8-bit codes by the table's form, or gathered from the table. The
  * bits are the scalar routine's (the form is the table's, checked when made). */
@@ -128,11 +141,8 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
     switch (src.kind) {
     case DJ_OPD_BF16: {
         const uint16_t *s = src.p;
-        for (; i + 8 <= n; i += 8) {
-            const __m128i h = _mm_loadu_si128((const __m128i *)(s + i));
-            const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
-            _mm256_storeu_si256((__m256i *)(dst + i), w);
-        }
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, decode8_bf16(s + i));
         break;
     }
     case DJ_OPD_U8: {
@@ -143,10 +153,8 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
                 _mm256_storeu_ps(dst + i, decode8_form(s + i, src.lut, &f));
             break;
         }
-        for (; i + 8 <= n; i += 8) {
-            const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + i)));
-            _mm256_storeu_ps(dst + i, _mm256_i32gather_ps(src.lut, idx, 4));
-        }
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, decode8_gather(s + i, src.lut));
         break;
     }
     default: break;
@@ -172,41 +180,30 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 
 enum { BK_F32, BK_BF16, BK_U8, BK_U8F };
 
-/* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero). */
+/* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero:
+ * a partial vector is copied out zero-padded, decoded, and masked, since
+ * the table's code 0 may not be 0). */
 static inline __attribute__((always_inline)) __m256 dot_load_b(const int kind, dj_opd b,
                                                                const dj_lut8_form *f,
                                                                const void *row, int p, int n)
 {
+    const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
+    const char *at = (const char *)row + (size_t)p * esz;
     if (n == 8) {
         switch (kind) {
-        case BK_F32: return _mm256_loadu_ps((const float *)row + p);
-        case BK_BF16:
-            return _mm256_castsi256_ps(_mm256_slli_epi32(
-                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + p))),
-                16));
-        case BK_U8:
-            return _mm256_i32gather_ps(b.lut, _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                                  (const __m128i *)((const uint8_t *)row + p))),
-                                       4);
-        default: return decode8_form((const uint8_t *)row + p, b.lut, f);
+        case BK_F32: return _mm256_loadu_ps((const float *)at);
+        case BK_BF16: return decode8_bf16((const uint16_t *)at);
+        case BK_U8: return decode8_gather((const uint8_t *)at, b.lut);
+        default: return decode8_form((const uint8_t *)at, b.lut, f);
         }
     }
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     if (kind == BK_F32)
-        return _mm256_maskload_ps((const float *)row + p, mask);
+        return _mm256_maskload_ps((const float *)at, mask);
     _Alignas(32) uint8_t tmp[16] = {0};
-    memcpy(tmp, (const char *)row + (size_t)p * (kind == BK_BF16 ? 2 : 1),
-           (size_t)n * (kind == BK_BF16 ? 2 : 1));
-    __m256 w;
-    if (kind == BK_BF16)
-        w = _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_load_si128((const __m128i *)tmp)), 16));
-    else if (kind == BK_U8)
-        w = _mm256_i32gather_ps(b.lut, _mm256_cvtepu8_epi32(_mm_load_si128((const __m128i *)tmp)), 4);
-    else
-        w = decode8_form(tmp, b.lut, f);
-    return _mm256_and_ps(w, _mm256_castsi256_ps(mask)); /* the table's code 0 may not be 0 */
+    memcpy(tmp, at, (size_t)n * esz);
+    return _mm256_and_ps(dot_load_b(kind, b, f, tmp, 0, 8), _mm256_castsi256_ps(mask));
 }
 
 static inline __attribute__((always_inline)) float dot_hsum(__m256 v)
