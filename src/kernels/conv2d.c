@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/winograd.h"
 
 /* A chunk's buffers (per thread) aim at this many floats (192 KiB). */
 #define CHUNK_FLOATS (48 * 1024)
@@ -406,6 +407,16 @@ static size_t max2(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* The Winograd path (below). */
+static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T);
+static int wino_shape(const igeom *g, int mode);
+static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
+                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
+                         float *ws);
+static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
+                                 const dj_conv2d_dims *d, dj_opd x, dj_opd dy, float *dw,
+                                 float *dbias, float *ws);
+
 size_t dj__conv2d_workspace_isa(dj_isa isa, const dj_conv2d_dims *d, int nthreads)
 {
     const dj__sgemm_kernel *kd = dj__sgemm_kernel_for(isa);
@@ -418,6 +429,7 @@ size_t dj__conv2d_workspace_isa(dj_isa isa, const dj_conv2d_dims *d, int nthread
     need = max2(need, pl.implicit_data ? pl.d_apack + T * pl.d_task
                                        : T * (pl.e_apack + pl.e_bpack + pl.e_dcol));
     need = max2(need, pl.implicit_fwd ? T * pl.v_task : T * (pl.w_apack + pl.w_bpack + pl.w_src));
+    need = max2(need, wino_ws(kd, d, (int)T));
     return need + 16; /* room to align the start to 64 bytes */
 }
 
@@ -571,6 +583,10 @@ void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d
     plan pl;
     make_plan(kd, d, &pl);
     ws = align64(ws);
+    if (pl.implicit_fwd && wino_shape(&pl.gf, dj__conv2d_winograd)) {
+        wino_forward(pool, kd, &pl.gf, d->n, x, w, 0, bias, y, ws);
+        return;
+    }
     /* W is A: [oc, K] row-major, packed once for every image. */
     dj__gemm_pack_a_q(kd, 0, w, pl.K, d->oc, pl.K, ws);
     if (pl.implicit_fwd) {
@@ -640,6 +656,10 @@ void dj__conv2d_backward_data_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_d
     plan pl;
     make_plan(kd, d, &pl);
     ws = align64(ws);
+    if (d->stride_h == 1 && d->stride_w == 1 && wino_shape(&pl.gd, dj__conv2d_winograd)) {
+        wino_forward(pool, kd, &pl.gd, d->n, dy, w, 1, NULL, dx, ws);
+        return;
+    }
     if (pl.implicit_data) {
         pack_flipped(kd, d, w, ws);
         run_implicit(pool, kd, &pl.gd, d->n, dy, NULL, dx, ws, ws + pl.d_apack, pl.d_task,
@@ -857,6 +877,375 @@ static void bwd_weight_task(void *arg, int t)
     }
 }
 
+/* ---- Winograd F(4x4, 3x3) for stride-1 3 x 3 convolutions ----
+ *
+ * winograd.h has the algorithm. Per chunk of whole images (about W_TILES
+ * tiles): the 6 x 6 patch of each 4 x 4 output tile of the padded source is
+ * transformed into V (36 planes of cin x tiles); 36 GEMMs M[xi] = U[xi] .
+ * V[xi] over the transformed weights U (packed A panels, made once per
+ * call); each tile's 36 values of M are transformed back into its output
+ * block. Each output element is written by one chunk, and its sum over
+ * input channels depends on cin and the ISA only, so results are
+ * bit-identical for any thread count. backward_data is the same on the
+ * padded dy with the flipped weights (geom_bwd_data). The weight gradient
+ * sums (A dy A^T) . (B^T x B) over every tile of the batch per transform
+ * value (36 GEMMs over the tiles of a chunk, chunks added in order); its
+ * threads own rows of the 6 x 6 transform, and the 36 sums are transformed
+ * back by G^T . G at the end. About 4x fewer multiplications than the
+ * direct kernels; the transforms' extra rounding is within the error bound
+ * the tests give this path (test_conv2d.c). */
+
+int dj__conv2d_winograd = 1;
+_Atomic long dj__conv2d_winograd_calls;
+
+#define WT 4  /* output tile */
+#define WX 36 /* transform values per tile (6 x 6) */
+/* Tiles per chunk aimed at: V and M of a chunk of fmnist-cnn's second
+ * convolution (32 -> 64 channels) are about 1.7 MiB. */
+#ifndef W_TILES
+#define W_TILES 128
+#endif
+
+/* G, the 6 x 3 kernel transform. */
+static const double wino_g[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+
+typedef struct {
+    igeom gx;         /* the source padded to whole tiles: hp = th * 4 + 2 */
+    igeom gy;         /* dy padded to whole tiles (weight gradient) */
+    int th, tw, nt;   /* tiles per image: th x tw */
+    int ipc, nchunks; /* images per chunk; chunks */
+    int ld;           /* row stride of V and M: the tiles of a chunk, and room */
+    int xs, ys;       /* phase strides of the split copies of x and dy */
+    size_t vp, mp;    /* plane strides of V (cin x ld) and M, Y (cout x ld) */
+    size_t tmp;       /* floats of split_copy's scratch (a padded plane of x) */
+    size_t u, task;   /* floats: packed U; per thread split image, row, V, M */
+} wplan;
+
+/* The split copy (winograd.h) of a source image of geometry g, padded to
+ * g->hp x g->wp, in phases of xs floats: element (ci, row, x) at ((ci * hp +
+ * row) * 4 + x % 4) * xs + x / 4. Floats it takes, with slack for the
+ * unused lanes that read past the end. */
+static size_t split_floats(const igeom *g, int xs)
+{
+    return round16((size_t)g->cin * g->hp * 4 * xs + 32);
+}
+
+/* tmp: hp * 4 * xs floats of scratch. A channel is padded into tmp first
+ * and then split, so that the split's loads do not wait on the copy's
+ * stores. */
+static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const igeom *g, int xs,
+                       dj_opd src, float *tmp, float *dst)
+{
+    const int rw = 4 * xs;
+    const int j0 = g->left > 0 ? g->left : 0;
+    int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
+    if (j1 < j0)
+        j1 = j0;
+    for (int ci = 0; ci < g->cin; ci++) {
+        float *d = dst + (size_t)ci * g->hp * rw;
+        for (int i = 0; i < g->hp; i++) {
+            float *row = tmp + (size_t)i * rw;
+            const int si = i - g->top;
+            if (si < 0 || si >= g->h || j1 == j0) {
+                memset(row, 0, (size_t)rw * sizeof(float));
+                continue;
+            }
+            memset(row, 0, (size_t)j0 * sizeof(float));
+            copy_run(kd, src, ((size_t)ci * g->h + si) * g->w + (size_t)(j0 - g->left), j1 - j0,
+                     row + j0);
+            memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
+        }
+        for (int i = 0; i < g->hp; i++)
+            fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
+    }
+    const size_t used = (size_t)g->cin * g->hp * rw;
+    memset(dst + used, 0, (split_floats(g, xs) - used) * sizeof(float));
+}
+
+/* Whether a stride-1 convolution of geometry g takes the Winograd path. */
+static int wino_shape(const igeom *g, int mode)
+{
+    if (mode == 0 || g->kh != 3 || g->kw != 3 || !implicit_ok(g))
+        return 0;
+    if (mode == 2)
+        return 1;
+    /* 36 products per 4 x 4 tile against 9 per output: at least 2x fewer,
+     * and channels enough to share the transforms over. */
+    const long long tiles = (long long)ceil_div(g->oh, WT) * ceil_div(g->ow, WT);
+    return g->cin >= 16 && g->cout >= 16 && 2 * WX * tiles <= 9LL * g->oh * g->ow;
+}
+
+static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *w)
+{
+    const int MR = kd->mr, NR = kd->nr;
+    w->th = ceil_div(g->oh, WT);
+    w->tw = ceil_div(g->ow, WT);
+    w->nt = w->th * w->tw;
+    w->gx = *g;
+    w->gx.hp = w->th * WT + 2;
+    w->gx.wp = w->tw * WT + 2;
+    w->gy = (igeom){g->cout, g->oh, g->ow, 0, 0, w->th * WT, w->tw * WT, 3, 3, 0, g->cout, 0, 0};
+    w->ipc = W_TILES / w->nt;
+    if (w->ipc < 1)
+        w->ipc = 1;
+    if (w->ipc > n)
+        w->ipc = n;
+    w->nchunks = ceil_div(n, w->ipc);
+    const int cols = w->ipc * w->nt; /* + 8: the last group of tiles stores 8 lanes */
+    w->ld = odd_lines(cols + 8 > round_up(cols, NR) ? cols + 8 : round_up(cols, NR));
+    w->xs = round_up(w->tw + 1, 8); /* x up to 4 tw + 1; whole vectors */
+    w->ys = round_up(w->tw, 8);
+    /* An odd number of cache lines apart: the 36 planes a transform
+     * writes or reads at once spread over every L1 set. */
+    w->vp = (size_t)odd_lines(g->cin * w->ld);
+    w->mp = (size_t)odd_lines(g->cout * w->ld);
+    w->u = round16((size_t)WX * round_up(g->cout, MR) * g->cin);
+    w->tmp = round16((size_t)w->gx.hp * 4 * w->xs);
+    w->task = split_floats(&w->gx, w->xs) + w->tmp + WX * w->vp + WX * w->mp;
+}
+
+/* The weight gradient's threads own rows of the transform: at most 6. */
+static int wino_wt_threads(int T)
+{
+    return T < 6 ? (T > 1 ? T : 1) : 6;
+}
+
+/* Per thread of the weight gradient: padded x and dy, its rows of V and
+ * of Y = A dy A^T, and packed panels for its GEMMs (K = the chunk's tiles). */
+static size_t wino_wt_task(const dj__sgemm_kernel *kd, const wplan *w, int T)
+{
+    const int rows = ceil_div(6, wino_wt_threads(T)), K = w->ipc * w->nt;
+    return split_floats(&w->gx, w->xs) + split_floats(&w->gy, w->ys) + w->tmp +
+           (size_t)rows * 6 * (w->vp + w->mp) +
+           round16((size_t)round_up(w->gx.cout, kd->mr) * K) +
+           round16((size_t)round_up(w->gx.cin, kd->nr) * K);
+}
+
+/* Floats of the weight gradient's sums (36 x cout x cin). */
+static size_t wino_wt_sums(const wplan *w)
+{
+    return round16((size_t)WX * w->gx.cout * w->gx.cin);
+}
+
+static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T)
+{
+    if (d->stride_h != 1 || d->stride_w != 1)
+        return 0;
+    size_t need = 0;
+    const igeom gf = geom_fwd(d), gd = geom_bwd_data(d);
+    wplan w;
+    if (wino_shape(&gf, 2)) {
+        wino_plan(kd, &gf, d->n, &w);
+        need = max2(w.u + (size_t)T * w.task, wino_wt_sums(&w) + (size_t)T * wino_wt_task(kd, &w, T));
+    }
+    if (wino_shape(&gd, 2)) {
+        wino_plan(kd, &gd, d->n, &w);
+        need = max2(need, w.u + (size_t)T * w.task);
+    }
+    return need;
+}
+
+/* U, the transformed weights G k G^T, as 36 sets of packed A panels
+ * (cout x cin). flipped: backward data, whose kernel (o, i) is the forward
+ * kernel (i, o) turned by 180 degrees. */
+static void wino_weights(const dj__sgemm_kernel *kd, const igeom *g, dj_opd w, int flipped,
+                         float *u)
+{
+    const int MR = kd->mr, cin = g->cin, cout = g->cout;
+    const size_t ups = (size_t)round_up(cout, MR) * cin;
+    memset(u, 0, WX * ups * sizeof(float));
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++) {
+            double k[3][3], t[6][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    k[a][b] = flipped
+                                  ? dj__opd_get(w, (((ptrdiff_t)i * cout + o) * 3 + 2 - a) * 3 + 2 - b)
+                                  : dj__opd_get(w, (((ptrdiff_t)o * cin + i) * 3 + a) * 3 + b);
+            for (int r = 0; r < 6; r++)
+                for (int b = 0; b < 3; b++)
+                    t[r][b] = wino_g[r][0] * k[0][b] + wino_g[r][1] * k[1][b] + wino_g[r][2] * k[2][b];
+            float *dst = u + (size_t)(o / MR) * cin * MR + (size_t)i * MR + o % MR;
+            for (int r = 0; r < 6; r++)
+                for (int c = 0; c < 6; c++)
+                    dst[(size_t)(r * 6 + c) * ups] = (float)(t[r][0] * wino_g[c][0] +
+                                                             t[r][1] * wino_g[c][1] +
+                                                             t[r][2] * wino_g[c][2]);
+        }
+}
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const dj__wino_fns *fn;
+    const igeom *g;
+    const wplan *w;
+    int n;
+    dj_opd src;
+    const float *bias, *u;
+    float *dst, *ws;
+    int ntasks;
+} wfwd_job;
+
+static void wfwd_task(void *arg, int t)
+{
+    const wfwd_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const igeom *g = j->g;
+    const wplan *w = j->w;
+    const int MR = kd->mr, NR = kd->nr, ld = w->ld, rs = 4 * w->xs;
+    float *xs = j->ws + (size_t)t * w->task, *row = xs + split_floats(&w->gx, w->xs);
+    float *V = row + w->tmp, *M = V + WX * w->vp;
+    const size_t vs = w->vp, ms = w->mp;
+    const size_t ups = (size_t)round_up(g->cout, MR) * g->cin;
+    const size_t src_img = (size_t)g->cin * g->h * g->w, plane = (size_t)g->oh * g->ow;
+    const int c0 = w->nchunks * t / j->ntasks, c1 = w->nchunks * (t + 1) / j->ntasks;
+    for (int c = c0; c < c1; c++) {
+        const int i0 = c * w->ipc, i1 = i0 + w->ipc < j->n ? i0 + w->ipc : j->n;
+        int col = 0;
+        for (int img = i0; img < i1; img++) {
+            split_copy(kd, j->fn, &w->gx, w->xs, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), row, xs);
+            for (int ty = 0; ty < w->th; ty++)
+                for (int tx = 0; tx < w->tw; tx += 8) {
+                    const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
+                    j->fn->in(xs + (size_t)ty * WT * rs + tx, rs, w->xs,
+                              (ptrdiff_t)w->gx.hp * rs, g->cin, 0, 6, V + col, vs, ld);
+                    col += nl;
+                }
+        }
+        for (int x = 0; x < WX; x++)
+            dj__sgemm_macro(kd, g->cout, col, g->cin, j->u + x * ups, (size_t)g->cin * MR,
+                            V + x * vs, NR, ld, 1.0f, 0.0f, M + x * ms, ld);
+        col = 0;
+        for (int img = i0; img < i1; img++) {
+            float *y = j->dst + (size_t)img * g->cout * plane;
+            for (int ty = 0; ty < w->th; ty++) {
+                const int rows = g->oh - ty * WT < WT ? g->oh - ty * WT : WT;
+                for (int tx = 0; tx < w->tw; tx += 8) {
+                    const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
+                    int cols[8];
+                    for (int l = 0; l < nl; l++)
+                        cols[l] = g->ow - (tx + l) * WT < WT ? g->ow - (tx + l) * WT : WT;
+                    j->fn->out(M + col, ms, ld, g->cout, nl, y + (size_t)ty * WT * g->ow + tx * WT,
+                               rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
+                    col += nl;
+                }
+            }
+        }
+    }
+}
+
+/* The forward convolution of geometry g by Winograd: ws holds the plan's u
+ * + T * task floats. */
+static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
+                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
+                         float *ws)
+{
+    wplan wp;
+    wino_plan(kd, g, n, &wp);
+    wino_weights(kd, g, w, flipped, ws);
+    wfwd_job j = {kd, dj__wino_fns_for(kd->isa), g, &wp, n, src, bias, ws, dst, ws + wp.u, 0};
+    j.ntasks = threads_for(pool, wp.nchunks);
+    dj_pool_run(pool, wfwd_task, &j, j.ntasks);
+    dj__conv2d_winograd_calls++;
+}
+
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const dj__wino_fns *fn;
+    const dj_conv2d_dims *d;
+    const wplan *w;
+    dj_opd x, dy;
+    float *dbias, *sums, *ws;
+    size_t task;
+    int ntasks;
+} wwt_job;
+
+static void wwt_task(void *arg, int t)
+{
+    const wwt_job *j = arg;
+    const dj__sgemm_kernel *kd = j->kd;
+    const dj_conv2d_dims *d = j->d;
+    const wplan *w = j->w;
+    const int MR = kd->mr, NR = kd->nr, ld = w->ld, cin = d->c, cout = d->oc;
+    const int r0 = 6 * t / j->ntasks, r1 = 6 * (t + 1) / j->ntasks, K = w->ipc * w->nt;
+    if (r0 >= r1)
+        return;
+    const int rows = ceil_div(6, j->ntasks);
+    float *xs = j->ws + (size_t)t * j->task, *dys = xs + split_floats(&w->gx, w->xs);
+    float *row = dys + split_floats(&w->gy, w->ys), *V = row + w->tmp;
+    float *Y = V + (size_t)rows * 6 * w->vp;
+    float *ap = Y + (size_t)rows * 6 * w->mp;
+    float *bp = ap + round16((size_t)round_up(cout, MR) * K);
+    const size_t vs = w->vp, ys = w->mp, P = (size_t)d->oh * d->ow;
+    const ptrdiff_t xrs = 4 * w->xs, yrs = 4 * w->ys;
+    for (int c = 0; c < w->nchunks; c++) {
+        const int i0 = c * w->ipc, i1 = i0 + w->ipc < d->n ? i0 + w->ipc : d->n;
+        int col = 0;
+        for (int img = i0; img < i1; img++) {
+            const dj_opd dy = dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * cout * P));
+            split_copy(kd, j->fn, &w->gx, w->xs,
+                       dj__opd_at(j->x, (ptrdiff_t)((size_t)img * cin * d->h * d->w)), row, xs);
+            split_copy(kd, j->fn, &w->gy, w->ys, dy, row, dys);
+            if (j->dbias && r0 == 0)
+                add_dbias(kd, d, dy, img, 0, cout, j->dbias);
+            for (int ty = 0; ty < w->th; ty++)
+                for (int tx = 0; tx < w->tw; tx += 8) {
+                    const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
+                    j->fn->in(xs + (size_t)ty * WT * xrs + tx, xrs, w->xs,
+                              (ptrdiff_t)w->gx.hp * xrs, cin, r0, r1, V + col, vs, ld);
+                    j->fn->dy(dys + (size_t)ty * WT * yrs + tx, yrs, w->ys,
+                              (ptrdiff_t)w->gy.hp * yrs, cout, r0, r1, Y + col, ys, ld);
+                    col += nl;
+                }
+        }
+        for (int x = 6 * r0; x < 6 * r1; x++) {
+            const int k = x - 6 * r0;
+            dj__sgemm_pack_a(kd, 0, Y + k * ys, ld, cout, col, ap);
+            dj__sgemm_pack_b(kd, 1, V + k * vs, ld, col, cin, bp, (size_t)col * NR);
+            dj__sgemm_macro(kd, cout, cin, col, ap, (size_t)col * MR, bp, (size_t)col * NR, NR,
+                            1.0f, c == 0 ? 0.0f : 1.0f, j->sums + (size_t)x * cout * cin, cin);
+        }
+    }
+}
+
+static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
+                                 const dj_conv2d_dims *d, dj_opd x, dj_opd dy, float *dw,
+                                 float *dbias, float *ws)
+{
+    const igeom gf = geom_fwd(d);
+    wplan wp;
+    wino_plan(kd, &gf, d->n, &wp);
+    const int T = wino_wt_threads(dj_pool_threads(pool));
+    wwt_job j = {kd, dj__wino_fns_for(kd->isa), d, &wp, x, dy, dbias, ws, ws + wino_wt_sums(&wp),
+                 wino_wt_task(kd, &wp, T), T};
+    dj_pool_run(pool, wwt_task, &j, T);
+    /* dW = G^T S G per (output, input) channel pair */
+    const size_t pairs = (size_t)d->oc * d->c;
+    for (size_t p = 0; p < pairs; p++) {
+        double t[6][3];
+        for (int r = 0; r < 6; r++)
+            for (int b = 0; b < 3; b++) {
+                double s = 0;
+                for (int c = 0; c < 6; c++)
+                    s += (double)ws[(size_t)(r * 6 + c) * pairs + p] * wino_g[c][b];
+                t[r][b] = s;
+            }
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++) {
+                double s = 0;
+                for (int r = 0; r < 6; r++)
+                    s += wino_g[r][a] * t[r][b];
+                dw[p * 9 + (size_t)a * 3 + b] = (float)s;
+            }
+    }
+    dj__conv2d_winograd_calls++;
+}
+
 void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d, dj_opd x,
                                       dj_opd dy, float *dw, float *dbias, float *ws)
 {
@@ -864,6 +1253,10 @@ void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d
     assert(kd && ws);
     plan pl;
     make_plan(kd, d, &pl);
+    if (pl.implicit_fwd && wino_shape(&pl.gf, dj__conv2d_winograd)) {
+        wino_backward_weight(pool, kd, d, x, dy, dw, dbias, align64(ws));
+        return;
+    }
     bwd_weight_job j = {kd, d, &pl, x, dy, dw, dbias, align64(ws), 1, 1};
     if (pl.implicit_fwd) {
         /* Each thread packs B for its output channels and copies the padded

@@ -20,6 +20,7 @@
 
 #include "harness.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/winograd.h"
 
 static uint64_t rng_state = 0x853C49E6748FEA9BULL;
 
@@ -166,7 +167,16 @@ static const conv_case cases[] = {
     {1, 2, 5, 5, 3, 1, 1, 1, 1, 1, 1},    {2, 3, 6, 5, 4, 2, 3, 1, 1, 2, 3},
     /* K = 9225 > 8192: stride 1 on the im2col path */
     {1, 1025, 3, 3, 2, 3, 3, 1, 1, 0, 0},
+    /* Winograd shapes: fmnist-cnn's second convolution (several chunks of
+     * images), fmnist-resnet's, partial tiles, one image per chunk */
+    {6, 32, 26, 26, 64, 3, 3, 1, 1, 0, 0},  {3, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1},
+    {2, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1},   {2, 24, 7, 7, 20, 3, 3, 1, 1, 1, 1},
+    {1, 16, 49, 45, 16, 3, 3, 1, 1, 1, 1},  {2, 5, 6, 6, 7, 3, 3, 1, 1, 2, 2},
 };
+
+/* Bound scale for the Winograd path (mode 2 below): its transforms (constants
+ * up to 8 and 1/24, sums of up to six terms) round more than a direct sum. */
+static double tol_scale = 1.0;
 
 /* |err| <= eps * (4 sqrt(terms) * sum|terms| + |value|) per element. */
 static long compare(const float *got, const float *want, const float *absum, size_t n, int terms,
@@ -174,8 +184,9 @@ static long compare(const float *got, const float *want, const float *absum, siz
 {
     long bad = 0;
     for (size_t i = 0; i < n; i++) {
-        const double tol = FLT_EPSILON * (4.0 * sqrt((double)terms + 1) * absum[i] + fabs(want[i])) +
-                           1e-30;
+        const double tol =
+            tol_scale * FLT_EPSILON * (4.0 * sqrt((double)terms + 1) * absum[i] + fabs(want[i])) +
+            1e-30;
         const double r = fabs((double)got[i] - want[i]) / tol;
         if (!(r <= 1.0))
             bad++;
@@ -342,6 +353,18 @@ int main(void)
     dj_pool *pools[] = {NULL, p2, p3};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_case(&cases[i], pools, 3);
+    /* Every 3 x 3 stride-1 case again on the Winograd path. */
+    dj__conv2d_winograd = 2;
+    tol_scale = 32; /* measured worst: 10.8 (a weight gradient of 2x2 images) */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const conv_case *cc = &cases[i];
+        if (cc->kh != 3 || cc->kw != 3 || cc->sh != 1 || cc->sw != 1)
+            continue;
+        const long before = dj__conv2d_winograd_calls;
+        test_case(cc, pools, 3);
+        CHECK(dj__conv2d_winograd_calls > before, "case %zu: the Winograd path did not run", i);
+    }
+    dj__conv2d_winograd = 1;
     dj_pool_destroy(p2);
     dj_pool_destroy(p3);
     return th_done("test_conv2d");

@@ -11,7 +11,8 @@
  * few and for every kernel when K is huge; other strides: im2col), images
  * whose positions span several k blocks. Outputs start as NaN (they must be
  * overwritten); the workspace is exactly dj_conv2d_q_workspace's size (ASan
- * watches the rest). The float32 entry points are checked against
+ * watches the rest); the 3x3 stride-1 cases again on the Winograd path.
+ * The float32 entry points are checked against
  * dj_conv2d_*_q with float32 operands, and 2 threads against 1. */
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "dojo/cfloat.h"
 #include "harness.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/winograd.h"
 #include "opd_operand.h"
 
 static float lut_a[256], lut_b[256];
@@ -226,6 +228,20 @@ int main(void)
                     continue;
                 check_case(&cases[i], (kinds){(dj_opd_kind)a, (dj_opd_kind)b}, pools, 2);
             }
+    /* The Winograd path (every 3x3 stride-1 case): decoding happens in its
+     * split copies and weight transform, so the bits still equal the float32
+     * kernels' on the decoded values. */
+    dj__conv2d_winograd = 2;
+    const long before = dj__conv2d_winograd_calls;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].k != 3 || cases[i].s != 1 || cases[i].c > 100)
+            continue;
+        for (int a = DJ_OPD_F32; a <= DJ_OPD_U8; a++)
+            for (int b = DJ_OPD_F32; b <= DJ_OPD_U8; b++)
+                check_case(&cases[i], (kinds){(dj_opd_kind)a, (dj_opd_kind)b}, pools, 2);
+    }
+    CHECK(dj__conv2d_winograd_calls > before, "the Winograd path did not run");
+    dj__conv2d_winograd = 1;
     test_public(NULL);
     test_public(p2);
     dj_pool_destroy(p2);

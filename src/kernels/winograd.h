@@ -1,0 +1,63 @@
+/* winograd.h - the tile transforms of the Winograd F(4x4, 3x3) convolution
+ * (conv2d.c), one set per instruction set (winograd_impl.h, built plain and
+ * with AVX2).
+ *
+ * F(4x4, 3x3) (Lavin and Gray 2016, interpolation points 0, +-1, +-2, inf)
+ * computes a 4 x 4 block of a stride-1 3 x 3 convolution from the 6 x 6
+ * input patch under it with 36 multiplications instead of 144:
+ *   y = A^T [ (G g G^T) . (B^T d B) ] A
+ * for one input channel's patch d and kernel g, where . is the elementwise
+ * product; summed over input channels, the 36 products become 36 GEMMs
+ * (output channels x input channels x tiles). The weight gradient is the
+ * adjoint: dg = G^T [ sum over tiles (A dy A^T) . (B^T d B) ] G.
+ *
+ * The transforms work on eight tiles at once, one per vector lane: tiles
+ * tx0 .. tx0 + 7 of one row of tiles. Their source is a padded plane stored
+ * split by column phase (conv2d.c, split_copy): element (row, x) at row *
+ * rs + (x % 4) * xs + x / 4, so that column c of a tile's patch is one
+ * contiguous load over the eight tiles. Lanes past nl compute garbage that
+ * is never used. Each writes or reads its 36 values per channel as eight
+ * consecutive floats in 36 planes: value xi = 6 i + j of channel c at base
+ * + (xi - 6 i0) * vs + c * ld. Only the transform rows i in [i0, i1) are
+ * computed where the caller asks for a part of them (the weight gradient
+ * splits rows over threads). */
+#ifndef DOJO_WINOGRAD_H
+#define DOJO_WINOGRAD_H
+#include <stddef.h>
+
+#include "dojo/cpu.h"
+
+typedef struct {
+    /* V = B^T d B of the 6 x 6 patches of the nl tiles whose first is at
+     * src (channel c at src + c * plane), rows [i0, i1) of it. */
+    void (*in)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, int i0,
+               int i1, float *v, size_t vs, ptrdiff_t ld);
+    /* The 4 x 4 blocks A^T M A (+ bias[c]) of the nl tiles, for c < nc, into
+     * dst + c * plane (rows ldd apart, tile l at column 4 l): the first rows
+     * x cols[l] values of tile l. bias may be NULL. */
+    void (*out)(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, int rows,
+                const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias);
+    /* Y = A dy A^T of the 4 x 4 blocks of the nl tiles at src (split
+     * layout as above); rows [i0, i1). */
+    void (*dy)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, int i0,
+               int i1, float *y, size_t vs, ptrdiff_t ld);
+    /* dst[ph * xs + X] = row[4 X + ph] for ph < 4, X < xs: one row of the
+     * split layout from a padded row of 4 xs floats. */
+    void (*split)(const float *row, int xs, float *dst);
+} dj__wino_fns;
+
+/* Which stride-1 3 x 3 convolutions (forward, backward data, weight
+ * gradient) take the Winograd path (conv2d.c): 0 none, 1 those where it
+ * saves enough work (the default), 2 all of them (tests). Its uses are
+ * counted. */
+extern int dj__conv2d_winograd;
+extern _Atomic long dj__conv2d_winograd_calls;
+
+/* The transforms for an ISA (generic for any that has none of its own). */
+const dj__wino_fns *dj__wino_fns_for(dj_isa isa);
+extern const dj__wino_fns dj__wino_generic;
+#ifdef DOJO_X86
+extern const dj__wino_fns dj__wino_avx2;
+#endif
+
+#endif
