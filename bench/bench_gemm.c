@@ -9,10 +9,13 @@
  * gradient NN; 128 -> 10 forward NT); tall-skinny 8192 x 64 x 64 and
  * 64 x 64 x 8192 (NN); and a 4096 -> 4096 linear forward (NT) at M = 1, 2,
  * 4 and 8, where reading B dominates (memory bound). Convolution cases,
- * batch 128: 1 -> 32 3x3 on 28x28, 32 -> 64 3x3 on 26x26, and ResNet-style
- * 16, 32 and 64 channels 3x3 padding 1 on 28x28, 14x14 and 7x7; each
- * forward, backward_data and backward_weight. Flops are 2 M N K (2 N OC P K
- * for a convolution, P = output positions, K = C KH KW).
+ * batch 128: 1 -> 32 3x3 on 28x28, 32 -> 64 3x3 on 26x26, and fmnist-resnet's
+ * 32, 64 and 128 channels 3x3 padding 1 on 28x28, 14x14 and 7x7; each
+ * forward, backward_data and backward_weight, on --threads threads also with
+ * the Winograd path turned off ("direct": the implicit-GEMM kernels), for
+ * its speedup. Flops are 2 M N K (2 N OC P K for a convolution, P = output
+ * positions, K = C KH KW; the direct count also for Winograd, which does
+ * about a quarter of the multiplications).
  *
  * Yardsticks (bench_peer.c). The peak is threads (at most the CPUs) x one
  * core's lanes x 2 x FMA units x clock, each factor's source printed. The
@@ -55,6 +58,7 @@
 
 #include "bench_peer.h"
 #include "cli/cli.h"
+#include "kernels/winograd.h"
 #include "dojo/cfloat.h"
 #include "dojo/cpu.h"
 #include "dojo/json.h"
@@ -535,18 +539,21 @@ done:
 /* ---- convolution ---- */
 
 static void conv_report(const opts *o, const char *name, double flops, double t1, double s1,
-                        double tT, double sT, double ref_rate, int T)
+                        double tT, double sT, double tD, double sD, double ref_rate, int T)
 {
     const double g1 = flops / t1 * 1e-9, gT = flops / tT * 1e-9, gr = ref_rate * 1e-9;
+    const double gD = flops / tD * 1e-9;
     if (o->json) {
         printf("{\"bench\":\"gemm\",\"kind\":\"conv\",\"case\":\"%s\",\"gflop\":%.4f,"
                "\"ref_gflops\":%.3f,\"gflops_1\":%.2f,\"cpu_share_1\":%.2f,\"threads\":%d,"
-               "\"gflops_t\":%.2f,\"cpu_share_t\":%.2f,\"speedup_1_vs_ref\":%.1f,"
-               "\"scaling_t_vs_1\":%.2f}\n",
-               name, flops * 1e-9, gr, g1, s1, T, gT, sT, g1 / gr, gT / g1);
+               "\"gflops_t\":%.2f,\"cpu_share_t\":%.2f,\"gflops_direct_t\":%.2f,"
+               "\"cpu_share_direct_t\":%.2f,\"speedup_1_vs_ref\":%.1f,\"scaling_t_vs_1\":%.2f,"
+               "\"speedup_t_vs_direct\":%.2f}\n",
+               name, flops * 1e-9, gr, g1, s1, T, gT, sT, gD, sD, g1 / gr, gT / g1, gT / gD);
     } else {
-        printf("%-34s %8.3f %8.2f %7.1f%c %7.1f%c %7.0fx %6.2fx\n", name, flops * 1e-9, gr, g1,
-               s1 < 0.9 ? '*' : ' ', gT, sT < 0.9 ? '*' : ' ', g1 / gr, gT / g1);
+        printf("%-34s %8.3f %8.2f %7.1f%c %7.1f%c %7.1f%c %6.0fx %6.2fx %6.2fx\n", name,
+               flops * 1e-9, gr, g1, s1 < 0.9 ? '*' : ' ', gT, sT < 0.9 ? '*' : ' ', gD,
+               sD < 0.9 ? '*' : ' ', g1 / gr, gT / g1, gT / gD);
     }
     fflush(stdout);
 }
@@ -555,8 +562,8 @@ static void conv_header(const opts *o)
 {
     if (o->json)
         return;
-    printf("\n%-34s %8s %8s %8s %8s %8s %7s\n", "conv2d, batch 128 (GFLOP/s)", "GFLOP", "ref",
-           "1 thr", "T thr", "1/ref", "T/1");
+    printf("\n%-34s %8s %8s %8s %8s %8s %7s %7s %7s\n", "conv2d, batch 128 (GFLOP/s)", "GFLOP",
+           "ref", "1 thr", "T thr", "direct", "1/ref", "T/1", "T/dir");
 }
 
 typedef struct {
@@ -567,9 +574,9 @@ typedef struct {
 static const conv_case conv_cases[] = {
     {"conv 1->32 3x3 28x28", 1, 28, 28, 32, 3, 0},
     {"conv 32->64 3x3 26x26", 32, 26, 26, 64, 3, 0},
-    {"res 16->16 3x3 p1 28x28", 16, 28, 28, 16, 3, 1},
-    {"res 32->32 3x3 p1 14x14", 32, 14, 14, 32, 3, 1},
-    {"res 64->64 3x3 p1 7x7", 64, 7, 7, 64, 3, 1},
+    {"res 32->32 3x3 p1 28x28", 32, 28, 28, 32, 3, 1},
+    {"res 64->64 3x3 p1 14x14", 64, 14, 14, 64, 3, 1},
+    {"res 128->128 3x3 p1 7x7", 128, 7, 7, 128, 3, 1},
 };
 
 #define BATCH 128
@@ -652,9 +659,15 @@ static int bench_conv_case(const opts *o, const conv_case *cc, dj_pool *pool)
         double s1, sT;
         const double t1 = time_it(o, conv_fast, &fast, NULL, &s1);
         const double tT = time_it(o, conv_fast, &fast, pool, &sT);
+        /* the direct (implicit GEMM) kernels, where Winograd would run */
+        double sD;
+        const int wino = dj__conv2d_winograd;
+        dj__conv2d_winograd = 0;
+        const double tD = time_it(o, conv_fast, &fast, pool, &sD);
+        dj__conv2d_winograd = wino;
         char name[96];
         snprintf(name, sizeof name, "%s %s", cc->name, dir_names[dir]);
-        conv_report(o, name, flops, t1, s1, tT, sT, ref_rate, T);
+        conv_report(o, name, flops, t1, s1, tT, sT, tD, sD, ref_rate, T);
     }
 done:
     free(x);

@@ -15,6 +15,10 @@
  * flipped weights, and backward_weight reads its A rows in place. Other
  * strides build col in L2-sized chunks (im2col, col2im).
  *
+ * 3x3 stride-1 convolutions with enough channels and outputs take the
+ * Winograd F(4x4, 3x3) path instead (section at the end; winograd.h): about
+ * 4x fewer multiplications, the same threading and determinism rules.
+ *
  * Threads. forward and backward_data share out (image, chunk of output
  * rows) items; each output element is written by one thread. backward_weight
  * splits dW into a grid of rectangles, one per thread, and each thread sums
