@@ -271,30 +271,37 @@ static void make_offsets(const igeom *g, int32_t *off)
                 off[k++] = (int32_t)(((long long)ci * g->hp + ki) * g->wp + kj);
 }
 
-/* xp = one source image (cin x h x w) zero-padded to cin x hp x wp, and
- * the slack after it zeroed. */
-static void pad_copy(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, float *xp)
+/* Channel ci of a source image zero-padded to hp rows of rw >= wp floats
+ * (columns past wp zero too) at dst. */
+static void pad_plane(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, int ci, int rw,
+                      float *dst)
 {
-    const int NR = kd->nr;
     const int j0 = g->left > 0 ? g->left : 0;
     int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
     if (j1 < j0)
         j1 = j0;
-    for (int ci = 0; ci < g->cin; ci++)
-        for (int i = 0; i < g->hp; i++) {
-            float *row = xp + ((size_t)ci * g->hp + i) * g->wp;
-            const int si = i - g->top;
-            if (si < 0 || si >= g->h || j1 == j0) {
-                memset(row, 0, (size_t)g->wp * sizeof(float));
-                continue;
-            }
-            const size_t s = ((size_t)ci * g->h + si) * g->w;
-            memset(row, 0, (size_t)j0 * sizeof(float));
-            copy_run(kd, src, s + (size_t)(j0 - g->left), j1 - j0, row + j0);
-            memset(row + j1, 0, (size_t)(g->wp - j1) * sizeof(float));
+    for (int i = 0; i < g->hp; i++) {
+        float *row = dst + (size_t)i * rw;
+        const int si = i - g->top;
+        if (si < 0 || si >= g->h || j1 == j0) {
+            memset(row, 0, (size_t)rw * sizeof(float));
+            continue;
         }
+        const size_t s = ((size_t)ci * g->h + si) * g->w;
+        memset(row, 0, (size_t)j0 * sizeof(float));
+        copy_run(kd, src, s + (size_t)(j0 - g->left), j1 - j0, row + j0);
+        memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
+    }
+}
+
+/* xp = one source image (cin x h x w) zero-padded to cin x hp x wp, and
+ * the slack after it zeroed. */
+static void pad_copy(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, float *xp)
+{
+    for (int ci = 0; ci < g->cin; ci++)
+        pad_plane(kd, g, src, ci, g->wp, xp + (size_t)ci * g->hp * g->wp);
     const size_t used = (size_t)g->cin * g->hp * g->wp;
-    memset(xp + used, 0, (xp_floats(g, NR) - used) * sizeof(float));
+    memset(xp + used, 0, (xp_floats(g, kd->nr) - used) * sizeof(float));
 }
 
 /* Output rows per chunk: the chunk's C buffer aims at CHUNK_FLOATS. */
@@ -946,24 +953,9 @@ static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const
                        dj_opd src, float *tmp, float *dst)
 {
     const int rw = 4 * xs;
-    const int j0 = g->left > 0 ? g->left : 0;
-    int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
-    if (j1 < j0)
-        j1 = j0;
     for (int ci = 0; ci < g->cin; ci++) {
+        pad_plane(kd, g, src, ci, rw, tmp);
         float *d = dst + (size_t)ci * g->hp * rw;
-        for (int i = 0; i < g->hp; i++) {
-            float *row = tmp + (size_t)i * rw;
-            const int si = i - g->top;
-            if (si < 0 || si >= g->h || j1 == j0) {
-                memset(row, 0, (size_t)rw * sizeof(float));
-                continue;
-            }
-            memset(row, 0, (size_t)j0 * sizeof(float));
-            copy_run(kd, src, ((size_t)ci * g->h + si) * g->w + (size_t)(j0 - g->left), j1 - j0,
-                     row + j0);
-            memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
-        }
         for (int i = 0; i < g->hp; i++)
             fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
     }
