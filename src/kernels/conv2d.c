@@ -319,6 +319,7 @@ static void row_chunks(const igeom *g, int *rows_c, int *nchunks)
 typedef struct {
     int K, P;
     int implicit_fwd, implicit_data; /* which path each kernel takes */
+    int wino_fwd, wino_data;         /* Winograd: forward and weight gradient; data */
     igeom gf, gd;
     /* implicit forward (gf) / backward data (gd): shared packed weights;
      * per thread a padded image and a C buffer of ld columns */
@@ -359,6 +360,16 @@ static int odd_lines(int n)
     return ld;
 }
 
+/* The Winograd path (below). */
+static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T);
+static int wino_shape(const igeom *g, int mode);
+static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
+                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
+                         float *ws);
+static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
+                                 const dj_conv2d_dims *d, dj_opd x, dj_opd dy, float *dw,
+                                 float *dbias, float *ws);
+
 static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan *pl)
 {
     const int MR = kd->mr, NR = kd->nr;
@@ -374,6 +385,8 @@ static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan 
      * first layer) the micro-tile would be mostly empty, so im2col's M = K
      * is better. */
     pl->implicit_data = stride1 && implicit_ok(&pl->gd) && 4 * d->c >= 3 * round_up(d->c, MR);
+    pl->wino_fwd = stride1 && wino_shape(&pl->gf, dj__conv2d_winograd);
+    pl->wino_data = stride1 && wino_shape(&pl->gd, dj__conv2d_winograd);
 
     if (pl->implicit_fwd) {
         row_chunks(&pl->gf, &pl->f_rows, &pl->f_nchunks);
@@ -417,16 +430,6 @@ static size_t max2(size_t a, size_t b)
 {
     return a > b ? a : b;
 }
-
-/* The Winograd path (below). */
-static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T);
-static int wino_shape(const igeom *g, int mode);
-static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
-                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
-                         float *ws);
-static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
-                                 const dj_conv2d_dims *d, dj_opd x, dj_opd dy, float *dw,
-                                 float *dbias, float *ws);
 
 size_t dj__conv2d_workspace_isa(dj_isa isa, const dj_conv2d_dims *d, int nthreads)
 {
@@ -594,7 +597,7 @@ void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d
     plan pl;
     make_plan(kd, d, &pl);
     ws = align64(ws);
-    if (pl.implicit_fwd && wino_shape(&pl.gf, dj__conv2d_winograd)) {
+    if (pl.wino_fwd) {
         wino_forward(pool, kd, &pl.gf, d->n, x, w, 0, bias, y, ws);
         return;
     }
@@ -667,7 +670,7 @@ void dj__conv2d_backward_data_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_d
     plan pl;
     make_plan(kd, d, &pl);
     ws = align64(ws);
-    if (d->stride_h == 1 && d->stride_w == 1 && wino_shape(&pl.gd, dj__conv2d_winograd)) {
+    if (pl.wino_data) {
         wino_forward(pool, kd, &pl.gd, d->n, dy, w, 1, NULL, dx, ws);
         return;
     }
@@ -900,9 +903,10 @@ static void bwd_weight_task(void *arg, int t)
  * bit-identical for any thread count. backward_data is the same on the
  * padded dy with the flipped weights (geom_bwd_data). The weight gradient
  * sums (A dy A^T) . (B^T x B) over every tile of the batch per transform
- * value (36 GEMMs over the tiles of a chunk, chunks added in order); its
- * threads own rows of the 6 x 6 transform, and the 36 sums are transformed
- * back by G^T . G at the end. About 4x fewer multiplications than the
+ * value (36 GEMMs over the tiles of a chunk, chunks added in order): per
+ * chunk the threads first transform its tiles (split by image and channel
+ * range), then share out the 36 GEMMs, so no copy or transform is done
+ * twice; the 36 sums are transformed back by G^T . G at the end. About 4x fewer multiplications than the
  * direct kernels; the transforms' extra rounding is within the error bound
  * the tests give this path (test_conv2d.c). */
 
@@ -913,9 +917,7 @@ _Atomic long dj__conv2d_winograd_calls;
 #define WX 36 /* transform values per tile (6 x 6) */
 /* Tiles per chunk aimed at: V and M of a chunk of fmnist-cnn's second
  * convolution (32 -> 64 channels) are about 1.7 MiB. */
-#ifndef W_TILES
 #define W_TILES 128
-#endif
 
 /* G, the 6 x 3 kernel transform. */
 static const double wino_g[6][3] = {{1.0 / 4, 0, 0},
@@ -946,21 +948,23 @@ static size_t split_floats(const igeom *g, int xs)
     return round16((size_t)g->cin * g->hp * 4 * xs + 32);
 }
 
-/* tmp: hp * 4 * xs floats of scratch. A channel is padded into tmp first
- * and then split, so that the split's loads do not wait on the copy's
- * stores. */
+/* Channels [c0, c1) of the split copy into dst (which holds every channel;
+ * the slack after the last one is zeroed with it). tmp: hp * 4 * xs floats
+ * of scratch; a channel is padded into tmp first and then split, so that
+ * the split's loads do not wait on the copy's stores. */
 static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const igeom *g, int xs,
-                       dj_opd src, float *tmp, float *dst)
+                       dj_opd src, int c0, int c1, float *tmp, float *dst)
 {
     const int rw = 4 * xs;
-    for (int ci = 0; ci < g->cin; ci++) {
+    for (int ci = c0; ci < c1; ci++) {
         pad_plane(kd, g, src, ci, rw, tmp);
         float *d = dst + (size_t)ci * g->hp * rw;
         for (int i = 0; i < g->hp; i++)
             fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
     }
     const size_t used = (size_t)g->cin * g->hp * rw;
-    memset(dst + used, 0, (split_floats(g, xs) - used) * sizeof(float));
+    if (c1 == g->cin)
+        memset(dst + used, 0, (split_floats(g, xs) - used) * sizeof(float));
 }
 
 /* Whether a stride-1 convolution of geometry g takes the Winograd path. */
@@ -992,7 +996,8 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     if (w->ipc > n)
         w->ipc = n;
     w->nchunks = ceil_div(n, w->ipc);
-    const int cols = w->ipc * w->nt; /* + 8: the last group of tiles stores 8 lanes */
+    /* the GEMM reads whole panels; the last group of tiles stores 8 lanes */
+    const int cols = w->ipc * w->nt;
     w->ld = odd_lines(cols + 8 > round_up(cols, NR) ? cols + 8 : round_up(cols, NR));
     w->xs = round_up(w->tw + 1, 8); /* x up to 4 tw + 1; whole vectors */
     w->ys = round_up(w->tw, 8);
@@ -1005,27 +1010,26 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->task = split_floats(&w->gx, w->xs) + w->tmp + WX * w->vp + WX * w->mp;
 }
 
-/* The weight gradient's threads own rows of the transform: at most 6. */
-static int wino_wt_threads(int T)
+/* Per thread of the weight gradient: split copies of x and dy and the
+ * packed panels of its GEMMs (K = the chunk's tiles). */
+static size_t wino_wt_task(const dj__sgemm_kernel *kd, const wplan *w)
 {
-    return T < 6 ? (T > 1 ? T : 1) : 6;
-}
-
-/* Per thread of the weight gradient: padded x and dy, its rows of V and
- * of Y = A dy A^T, and packed panels for its GEMMs (K = the chunk's tiles). */
-static size_t wino_wt_task(const dj__sgemm_kernel *kd, const wplan *w, int T)
-{
-    const int rows = ceil_div(6, wino_wt_threads(T)), K = w->ipc * w->nt;
+    const int K = w->ipc * w->nt;
     return split_floats(&w->gx, w->xs) + split_floats(&w->gy, w->ys) + w->tmp +
-           (size_t)rows * 6 * (w->vp + w->mp) +
            round16((size_t)round_up(w->gx.cout, kd->mr) * K) +
            round16((size_t)round_up(w->gx.cin, kd->nr) * K);
 }
 
-/* Floats of the weight gradient's sums (36 x cout x cin). */
+/* Floats the weight gradient shares between its threads: the 36 sums
+ * (cout x cin each), then a chunk's V and Y. */
 static size_t wino_wt_sums(const wplan *w)
 {
     return round16((size_t)WX * w->gx.cout * w->gx.cin);
+}
+
+static size_t wino_wt_shared(const wplan *w)
+{
+    return wino_wt_sums(w) + WX * (w->vp + w->mp);
 }
 
 static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T)
@@ -1037,7 +1041,7 @@ static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T
     wplan w;
     if (wino_shape(&gf, 2)) {
         wino_plan(kd, &gf, d->n, &w);
-        need = max2(w.u + (size_t)T * w.task, wino_wt_sums(&w) + (size_t)T * wino_wt_task(kd, &w, T));
+        need = max2(w.u + (size_t)T * w.task, wino_wt_shared(&w) + (size_t)T * wino_wt_task(kd, &w));
     }
     if (wino_shape(&gd, 2)) {
         wino_plan(kd, &gd, d->n, &w);
@@ -1046,33 +1050,56 @@ static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T
     return need;
 }
 
+typedef struct {
+    const dj__sgemm_kernel *kd;
+    const igeom *g;
+    dj_opd w;
+    int flipped, T;
+    float *u;
+} wgt_job;
+
 /* U, the transformed weights G k G^T, as 36 sets of packed A panels
- * (cout x cin). flipped: backward data, whose kernel (o, i) is the forward
+ * (cout x cin); thread t of T makes output channels [cout t / T, cout (t +
+ * 1) / T). flipped: backward data, whose kernel (o, i) is the forward
  * kernel (i, o) turned by 180 degrees. */
-static void wino_weights(const dj__sgemm_kernel *kd, const igeom *g, dj_opd w, int flipped,
-                         float *u)
+static void wgt_task(void *arg, int t)
 {
-    const int MR = kd->mr, cin = g->cin, cout = g->cout;
+    const wgt_job *j = arg;
+    const int MR = j->kd->mr, cin = j->g->cin, cout = j->g->cout;
     const size_t ups = (size_t)round_up(cout, MR) * cin;
-    memset(u, 0, WX * ups * sizeof(float));
-    for (int o = 0; o < cout; o++)
+    const dj_opd w = j->w;
+    for (int o = cout * t / j->T; o < cout * (t + 1) / j->T; o++)
         for (int i = 0; i < cin; i++) {
-            double k[3][3], t[6][3];
+            double k[3][3], tk[6][3];
             for (int a = 0; a < 3; a++)
                 for (int b = 0; b < 3; b++)
-                    k[a][b] = flipped
+                    k[a][b] = j->flipped
                                   ? dj__opd_get(w, (((ptrdiff_t)i * cout + o) * 3 + 2 - a) * 3 + 2 - b)
                                   : dj__opd_get(w, (((ptrdiff_t)o * cin + i) * 3 + a) * 3 + b);
             for (int r = 0; r < 6; r++)
                 for (int b = 0; b < 3; b++)
-                    t[r][b] = wino_g[r][0] * k[0][b] + wino_g[r][1] * k[1][b] + wino_g[r][2] * k[2][b];
-            float *dst = u + (size_t)(o / MR) * cin * MR + (size_t)i * MR + o % MR;
+                    tk[r][b] = wino_g[r][0] * k[0][b] + wino_g[r][1] * k[1][b] + wino_g[r][2] * k[2][b];
+            float *dst = j->u + (size_t)(o / MR) * cin * MR + (size_t)i * MR + o % MR;
             for (int r = 0; r < 6; r++)
                 for (int c = 0; c < 6; c++)
-                    dst[(size_t)(r * 6 + c) * ups] = (float)(t[r][0] * wino_g[c][0] +
-                                                             t[r][1] * wino_g[c][1] +
-                                                             t[r][2] * wino_g[c][2]);
+                    dst[(size_t)(r * 6 + c) * ups] = (float)(tk[r][0] * wino_g[c][0] +
+                                                             tk[r][1] * wino_g[c][1] +
+                                                             tk[r][2] * wino_g[c][2]);
         }
+}
+
+static void wino_weights(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, dj_opd w,
+                         int flipped, float *u)
+{
+    const int MR = kd->mr, cin = g->cin, cout = g->cout;
+    const size_t ups = (size_t)round_up(cout, MR) * cin;
+    if (cout % MR) /* the last panel's rows past cout are zero */
+        for (int x = 0; x < WX; x++)
+            for (int i = 0; i < cin; i++)
+                memset(u + x * ups + (size_t)(cout / MR) * cin * MR + (size_t)i * MR + cout % MR, 0,
+                       (size_t)(MR - cout % MR) * sizeof(float));
+    wgt_job j = {kd, g, w, flipped, threads_for(pool, cout), u};
+    dj_pool_run(pool, wgt_task, &j, j.T);
 }
 
 typedef struct {
@@ -1104,12 +1131,13 @@ static void wfwd_task(void *arg, int t)
         const int i0 = c * w->ipc, i1 = i0 + w->ipc < j->n ? i0 + w->ipc : j->n;
         int col = 0;
         for (int img = i0; img < i1; img++) {
-            split_copy(kd, j->fn, &w->gx, w->xs, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), row, xs);
+            split_copy(kd, j->fn, &w->gx, w->xs, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), 0,
+                       g->cin, row, xs);
             for (int ty = 0; ty < w->th; ty++)
                 for (int tx = 0; tx < w->tw; tx += 8) {
                     const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
                     j->fn->in(xs + (size_t)ty * WT * rs + tx, rs, w->xs,
-                              (ptrdiff_t)w->gx.hp * rs, g->cin, 0, 6, V + col, vs, ld);
+                              (ptrdiff_t)w->gx.hp * rs, g->cin, V + col, vs, ld);
                     col += nl;
                 }
         }
@@ -1143,7 +1171,7 @@ static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom 
 {
     wplan wp;
     wino_plan(kd, g, n, &wp);
-    wino_weights(kd, g, w, flipped, ws);
+    wino_weights(pool, kd, g, w, flipped, ws);
     wfwd_job j = {kd, dj__wino_fns_for(kd->isa), g, &wp, n, src, bias, ws, dst, ws + wp.u, 0};
     j.ntasks = threads_for(pool, wp.nchunks);
     dj_pool_run(pool, wfwd_task, &j, j.ntasks);
@@ -1156,56 +1184,100 @@ typedef struct {
     const dj_conv2d_dims *d;
     const wplan *w;
     dj_opd x, dy;
-    float *dbias, *sums, *ws;
+    float *dbias, *sums, *V, *Y, *ws;
     size_t task;
-    int ntasks;
+    int T;
+    int i0, i1, first; /* the chunk's images; whether it is the first */
 } wwt_job;
 
-static void wwt_task(void *arg, int t)
+/* The transforms of the chunk's tiles into V and Y: thread t of T takes
+ * input channels [cin t / T, cin (t + 1) / T) and the output channels
+ * likewise, over every image of the chunk in order, so it alone writes
+ * those rows of V and Y (each group's spare lanes are overwritten by its
+ * next group). */
+static void wwt_tiles_task(void *arg, int t)
+{
+    const wwt_job *j = arg;
+    const dj_conv2d_dims *d = j->d;
+    const wplan *w = j->w;
+    const int cin = d->c, cout = d->oc, ld = w->ld, T = j->T;
+    const int a0 = cin * t / T, a1 = cin * (t + 1) / T, b0 = cout * t / T, b1 = cout * (t + 1) / T;
+    float *xs = j->ws + (size_t)t * j->task, *dys = xs + split_floats(&w->gx, w->xs);
+    float *row = dys + split_floats(&w->gy, w->ys);
+    const ptrdiff_t xrs = 4 * w->xs, yrs = 4 * w->ys, xpl = w->gx.hp * xrs, ypl = w->gy.hp * yrs;
+    const size_t P = (size_t)d->oh * d->ow;
+    int col = 0;
+    for (int img = j->i0; img < j->i1; img++) {
+        split_copy(j->kd, j->fn, &w->gx, w->xs,
+                   dj__opd_at(j->x, (ptrdiff_t)((size_t)img * cin * d->h * d->w)), a0, a1, row, xs);
+        split_copy(j->kd, j->fn, &w->gy, w->ys, dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * cout * P)),
+                   b0, b1, row, dys);
+        for (int ty = 0; ty < w->th; ty++)
+            for (int tx = 0; tx < w->tw; tx += 8) {
+                j->fn->in(xs + a0 * xpl + (size_t)ty * WT * xrs + tx, xrs, w->xs, xpl, a1 - a0,
+                          j->V + (size_t)a0 * ld + col, w->vp, ld);
+                j->fn->dy(dys + b0 * ypl + (size_t)ty * WT * yrs + tx, yrs, w->ys, ypl, b1 - b0,
+                          j->Y + (size_t)b0 * ld + col, w->mp, ld);
+                col += w->tw - tx < 8 ? w->tw - tx : 8;
+            }
+    }
+}
+
+/* The chunk's 36 GEMMs, added to the sums (thread t takes a run of the 36
+ * values); the thread with value 0 also adds the chunk's dbias, images in
+ * order. */
+static void wwt_gemm_task(void *arg, int t)
 {
     const wwt_job *j = arg;
     const dj__sgemm_kernel *kd = j->kd;
     const dj_conv2d_dims *d = j->d;
     const wplan *w = j->w;
-    const int MR = kd->mr, NR = kd->nr, ld = w->ld, cin = d->c, cout = d->oc;
-    const int r0 = 6 * t / j->ntasks, r1 = 6 * (t + 1) / j->ntasks, K = w->ipc * w->nt;
-    if (r0 >= r1)
-        return;
-    const int rows = ceil_div(6, j->ntasks);
-    float *xs = j->ws + (size_t)t * j->task, *dys = xs + split_floats(&w->gx, w->xs);
-    float *row = dys + split_floats(&w->gy, w->ys), *V = row + w->tmp;
-    float *Y = V + (size_t)rows * 6 * w->vp;
-    float *ap = Y + (size_t)rows * 6 * w->mp;
+    const int MR = kd->mr, NR = kd->nr, cin = d->c, cout = d->oc, K = w->ipc * w->nt;
+    const int col = (j->i1 - j->i0) * w->nt, x0 = WX * t / j->T, x1 = WX * (t + 1) / j->T;
+    float *ap = j->ws + (size_t)t * j->task + split_floats(&w->gx, w->xs) +
+                split_floats(&w->gy, w->ys) + w->tmp;
     float *bp = ap + round16((size_t)round_up(cout, MR) * K);
-    const size_t vs = w->vp, ys = w->mp, P = (size_t)d->oh * d->ow;
-    const ptrdiff_t xrs = 4 * w->xs, yrs = 4 * w->ys;
-    for (int c = 0; c < w->nchunks; c++) {
-        const int i0 = c * w->ipc, i1 = i0 + w->ipc < d->n ? i0 + w->ipc : d->n;
-        int col = 0;
-        for (int img = i0; img < i1; img++) {
-            const dj_opd dy = dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * cout * P));
-            split_copy(kd, j->fn, &w->gx, w->xs,
-                       dj__opd_at(j->x, (ptrdiff_t)((size_t)img * cin * d->h * d->w)), row, xs);
-            split_copy(kd, j->fn, &w->gy, w->ys, dy, row, dys);
-            if (j->dbias && r0 == 0)
-                add_dbias(kd, d, dy, img, 0, cout, j->dbias);
-            for (int ty = 0; ty < w->th; ty++)
-                for (int tx = 0; tx < w->tw; tx += 8) {
-                    const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
-                    j->fn->in(xs + (size_t)ty * WT * xrs + tx, xrs, w->xs,
-                              (ptrdiff_t)w->gx.hp * xrs, cin, r0, r1, V + col, vs, ld);
-                    j->fn->dy(dys + (size_t)ty * WT * yrs + tx, yrs, w->ys,
-                              (ptrdiff_t)w->gy.hp * yrs, cout, r0, r1, Y + col, ys, ld);
-                    col += nl;
-                }
-        }
-        for (int x = 6 * r0; x < 6 * r1; x++) {
-            const int k = x - 6 * r0;
-            dj__sgemm_pack_a(kd, 0, Y + k * ys, ld, cout, col, ap);
-            dj__sgemm_pack_b(kd, 1, V + k * vs, ld, col, cin, bp, (size_t)col * NR);
-            dj__sgemm_macro(kd, cout, cin, col, ap, (size_t)col * MR, bp, (size_t)col * NR, NR,
-                            1.0f, c == 0 ? 0.0f : 1.0f, j->sums + (size_t)x * cout * cin, cin);
-        }
+    for (int x = x0; x < x1; x++) {
+        dj__sgemm_pack_a(kd, 0, j->Y + x * w->mp, w->ld, cout, col, ap);
+        dj__sgemm_pack_b(kd, 1, j->V + x * w->vp, w->ld, col, cin, bp, (size_t)col * NR);
+        dj__sgemm_macro(kd, cout, cin, col, ap, (size_t)col * MR, bp, (size_t)col * NR, NR, 1.0f,
+                        j->first ? 0.0f : 1.0f, j->sums + (size_t)x * cout * cin, cin);
+    }
+    if (j->dbias && x0 == 0 && x1 > 0)
+        for (int img = j->i0; img < j->i1; img++)
+            add_dbias(kd, d, dj__opd_at(j->dy, (ptrdiff_t)((size_t)img * cout * d->oh * d->ow)),
+                      img, 0, cout, j->dbias);
+}
+
+typedef struct {
+    const float *sums;
+    float *dw;
+    size_t pairs;
+    int T;
+} wdw_job;
+
+/* dW = G^T S G per (output, input) channel pair; thread t of T takes a
+ * run of the pairs. */
+static void wdw_task(void *arg, int t)
+{
+    const wdw_job *j = arg;
+    const size_t pairs = j->pairs;
+    for (size_t p = pairs * t / j->T; p < pairs * (t + 1) / j->T; p++) {
+        double tk[6][3];
+        for (int r = 0; r < 6; r++)
+            for (int b = 0; b < 3; b++) {
+                double s = 0;
+                for (int c = 0; c < 6; c++)
+                    s += (double)j->sums[(size_t)(r * 6 + c) * pairs + p] * wino_g[c][b];
+                tk[r][b] = s;
+            }
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++) {
+                double s = 0;
+                for (int r = 0; r < 6; r++)
+                    s += wino_g[r][a] * tk[r][b];
+                j->dw[p * 9 + (size_t)a * 3 + b] = (float)s;
+            }
     }
 }
 
@@ -1216,29 +1288,19 @@ static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
     const igeom gf = geom_fwd(d);
     wplan wp;
     wino_plan(kd, &gf, d->n, &wp);
-    const int T = wino_wt_threads(dj_pool_threads(pool));
-    wwt_job j = {kd, dj__wino_fns_for(kd->isa), d, &wp, x, dy, dbias, ws, ws + wino_wt_sums(&wp),
-                 wino_wt_task(kd, &wp, T), T};
-    dj_pool_run(pool, wwt_task, &j, T);
-    /* dW = G^T S G per (output, input) channel pair */
-    const size_t pairs = (size_t)d->oc * d->c;
-    for (size_t p = 0; p < pairs; p++) {
-        double t[6][3];
-        for (int r = 0; r < 6; r++)
-            for (int b = 0; b < 3; b++) {
-                double s = 0;
-                for (int c = 0; c < 6; c++)
-                    s += (double)ws[(size_t)(r * 6 + c) * pairs + p] * wino_g[c][b];
-                t[r][b] = s;
-            }
-        for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++) {
-                double s = 0;
-                for (int r = 0; r < 6; r++)
-                    s += wino_g[r][a] * t[r][b];
-                dw[p * 9 + (size_t)a * 3 + b] = (float)s;
-            }
+    const int T = dj_pool_threads(pool);
+    float *sums = ws, *V = ws + wino_wt_sums(&wp), *Y = V + WX * wp.vp;
+    wwt_job j = {kd, dj__wino_fns_for(kd->isa), d, &wp, x, dy, dbias, sums, V, Y,
+                 ws + wino_wt_shared(&wp), wino_wt_task(kd, &wp), T, 0, 0, 0};
+    for (int c = 0; c < wp.nchunks; c++) {
+        j.i0 = c * wp.ipc;
+        j.i1 = j.i0 + wp.ipc < d->n ? j.i0 + wp.ipc : d->n;
+        j.first = c == 0;
+        dj_pool_run(pool, wwt_tiles_task, &j, T);
+        dj_pool_run(pool, wwt_gemm_task, &j, T < WX ? T : WX);
     }
+    wdw_job k = {sums, dw, (size_t)d->oc * d->c, threads_for(pool, (long long)d->oc * d->c)};
+    dj_pool_run(pool, wdw_task, &k, k.T);
     dj__conv2d_winograd_calls++;
 }
 
@@ -1249,7 +1311,7 @@ void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d
     assert(kd && ws);
     plan pl;
     make_plan(kd, d, &pl);
-    if (pl.implicit_fwd && wino_shape(&pl.gf, dj__conv2d_winograd)) {
+    if (pl.wino_fwd) {
         wino_backward_weight(pool, kd, d, x, dy, dw, dbias, align64(ws));
         return;
     }

@@ -11,16 +11,15 @@
  * (output channels x input channels x tiles). The weight gradient is the
  * adjoint: dg = G^T [ sum over tiles (A dy A^T) . (B^T d B) ] G.
  *
- * The transforms work on eight tiles at once, one per vector lane: tiles
- * tx0 .. tx0 + 7 of one row of tiles. Their source is a padded plane stored
- * split by column phase (conv2d.c, split_copy): element (row, x) at row *
- * rs + (x % 4) * xs + x / 4, so that column c of a tile's patch is one
- * contiguous load over the eight tiles. Lanes past nl compute garbage that
- * is never used. Each writes or reads its 36 values per channel as eight
- * consecutive floats in 36 planes: value xi = 6 i + j of channel c at base
- * + (xi - 6 i0) * vs + c * ld. Only the transform rows i in [i0, i1) are
- * computed where the caller asks for a part of them (the weight gradient
- * splits rows over threads). */
+ * The transforms work on up to eight tiles at once, one per vector lane:
+ * tiles tx0 .. tx0 + nl - 1 of one row of tiles. Their source is a padded
+ * plane stored split by column phase (conv2d.c, split_copy): element (row,
+ * x) at row * rs + (x % 4) * xs + x / 4, so that column c of a tile's patch
+ * is one contiguous load over the eight tiles. Each writes or reads its 36
+ * values per channel as eight consecutive floats in 36 planes: value xi =
+ * 6 i + j of channel c at base + xi * vs + c * ld. Lanes past the last
+ * tile (nl) compute garbage: `in` and `dy` store it, for the caller's next
+ * group of tiles to overwrite (or past the columns it uses); `out` drops it. */
 #ifndef DOJO_WINOGRAD_H
 #define DOJO_WINOGRAD_H
 #include <stddef.h>
@@ -28,19 +27,19 @@
 #include "dojo/cpu.h"
 
 typedef struct {
-    /* V = B^T d B of the 6 x 6 patches of the nl tiles whose first is at
-     * src (channel c at src + c * plane), rows [i0, i1) of it. */
-    void (*in)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, int i0,
-               int i1, float *v, size_t vs, ptrdiff_t ld);
+    /* V = B^T d B of the 6 x 6 patches of the eight tiles whose first is
+     * at src (channel c at src + c * plane). */
+    void (*in)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, float *v,
+               size_t vs, ptrdiff_t ld);
     /* The 4 x 4 blocks A^T M A (+ bias[c]) of the nl tiles, for c < nc, into
      * dst + c * plane (rows ldd apart, tile l at column 4 l): the first rows
      * x cols[l] values of tile l. bias may be NULL. */
     void (*out)(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, int rows,
                 const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias);
-    /* Y = A dy A^T of the 4 x 4 blocks of the nl tiles at src (split
-     * layout as above); rows [i0, i1). */
-    void (*dy)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, int i0,
-               int i1, float *y, size_t vs, ptrdiff_t ld);
+    /* Y = A dy A^T of the 4 x 4 blocks of the eight tiles at src (split
+     * layout as above). */
+    void (*dy)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, float *y,
+               size_t vs, ptrdiff_t ld);
     /* dst[ph * xs + X] = row[4 X + ph] for ph < 4, X < xs: one row of the
      * split layout from a padded row of 4 xs floats. */
     void (*split)(const float *row, int xs, float *dst);

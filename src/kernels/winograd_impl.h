@@ -102,7 +102,7 @@ static inline __attribute__((always_inline)) void put_row(const v8 *o, int nl, f
 }
 
 static void in_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc,
-                     int i0, int i1, float *v, size_t vs, ptrdiff_t ld)
+                     float *v, size_t vs, ptrdiff_t ld)
 {
     for (int c = 0; c < nc; c++) {
         const float *s = src + c * plane;
@@ -112,9 +112,9 @@ static void in_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t pla
                 d[r * 6 + q] = ld8(s + r * rs + (q & 3) * xs + (q >> 2));
         for (int q = 0; q < 6; q++) /* columns: t = B^T d */
             bt6(d + q, 6, t + q, 6);
-        for (int i = i0; i < i1; i++) { /* rows: (B^T d) B */
+        for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */
             bt6(t + i * 6, 1, o, 1);
-            float *p = v + (size_t)(i - i0) * 6 * vs + (size_t)c * ld;
+            float *p = v + (size_t)i * 6 * vs + (size_t)c * ld;
             for (int j = 0; j < 6; j++)
                 st8(p + j * vs, o[j]);
         }
@@ -122,7 +122,7 @@ static void in_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t pla
 }
 
 static void dy_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc,
-                     int i0, int i1, float *y, size_t vs, ptrdiff_t ld)
+                     float *y, size_t vs, ptrdiff_t ld)
 {
     for (int c = 0; c < nc; c++) {
         const float *s = src + c * plane;
@@ -132,9 +132,9 @@ static void dy_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t pla
                 d[r * 4 + q] = ld8(s + r * rs + q * xs);
         for (int q = 0; q < 4; q++) /* columns: t (6 x 4) = A d */
             a4(d + q, 4, t + q, 4);
-        for (int i = i0; i < i1; i++) { /* rows: (A d) A^T */
+        for (int i = 0; i < 6; i++) { /* rows: (A d) A^T */
             a4(t + i * 4, 1, o, 1);
-            float *p = y + (size_t)(i - i0) * 6 * vs + (size_t)c * ld;
+            float *p = y + (size_t)i * 6 * vs + (size_t)c * ld;
             for (int j = 0; j < 6; j++)
                 st8(p + j * vs, o[j]);
         }
