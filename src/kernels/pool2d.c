@@ -9,6 +9,7 @@
  * output's gradient in output scan order, so overlapping windows sum in a
  * fixed order: the results do not depend on the thread count. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dojo/kernels.h"
@@ -77,15 +78,49 @@ static inline void max_take(float v, int32_t i, float *best, int32_t *at)
     *at = take ? i : *at;
 }
 
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+/* max_take on four windows at once (lanes). */
+static inline void max_take4(v4f v, v4i i, v4f *best, v4i *at)
+{
+    const v4i take = (v > *best) | (v != v);
+    *best = (v4f)(((v4i)v & take) | ((v4i)*best & ~take));
+    *at = (i & take) | (*at & ~take);
+}
+
 /* The common 2 x 2 window, stride 2, no padding: the same scan order and
- * rule as the general loop, so the same values and indices. */
+ * rule as the general loop, so the same values and indices; four windows
+ * at a time (the even and odd columns of two rows of 8 inputs), then one
+ * at a time. The first element of a window is taken as it is (what the
+ * rule does from -inf). */
 static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am)
 {
     const int w = d->w;
+    const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
     for (int oy = 0; oy < d->oh; oy++) {
         const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
         const int32_t i0 = 2 * oy * w;
-        for (int ox = 0; ox < d->ow; ox++) {
+        float *yr = y + (size_t)oy * d->ow;
+        int32_t *ar = am + (size_t)oy * d->ow;
+        int ox = 0;
+        for (; ox + 4 <= d->ow; ox += 4) { /* reads up to column 2 ox + 7 < w */
+            const int c = 2 * ox;
+            v4f a0, a1, b0, b1;
+            memcpy(&a0, r0 + c, sizeof a0);
+            memcpy(&a1, r0 + c + 4, sizeof a1);
+            memcpy(&b0, r1 + c, sizeof b0);
+            memcpy(&b1, r1 + c + 4, sizeof b1);
+            const v4i idx = (i0 + c) + even;
+            v4f best = __builtin_shuffle(a0, a1, even);
+            v4i at = idx;
+            max_take4(__builtin_shuffle(a0, a1, odd), idx + 1, &best, &at);
+            max_take4(__builtin_shuffle(b0, b1, even), idx + w, &best, &at);
+            max_take4(__builtin_shuffle(b0, b1, odd), idx + w + 1, &best, &at);
+            memcpy(yr + ox, &best, sizeof best);
+            memcpy(ar + ox, &at, sizeof at);
+        }
+        for (; ox < d->ow; ox++) {
             const int c = 2 * ox;
             float best = -INFINITY;
             int32_t at = i0 + c;
@@ -93,8 +128,8 @@ static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32
             max_take(r0[c + 1], i0 + c + 1, &best, &at);
             max_take(r1[c], i0 + w + c, &best, &at);
             max_take(r1[c + 1], i0 + w + c + 1, &best, &at);
-            y[oy * d->ow + ox] = best;
-            am[oy * d->ow + ox] = at;
+            yr[ox] = best;
+            ar[ox] = at;
         }
     }
 }

@@ -147,14 +147,19 @@ static void naive(const dj_pool2d_dims *d, const float *x, const float *dy, floa
 
 typedef struct {
     int n, c, h, w, kh, kw, sh, sw, ph, pw;
+    int specials; /* NaN and infinities in x: max pooling only */
 } pool_case;
 
 static const pool_case cases[] = {
-    {2, 3, 8, 8, 2, 2, 2, 2, 0, 0},   {1, 2, 7, 9, 3, 3, 2, 2, 1, 1},  {3, 1, 5, 6, 3, 2, 1, 1, 1, 1},
-    {2, 2, 11, 7, 4, 3, 3, 2, 2, 1},  {1, 1, 1, 1, 1, 1, 1, 1, 0, 0},  {4, 8, 32, 32, 3, 3, 2, 2, 1, 1},
-    {2, 16, 28, 28, 2, 2, 2, 2, 0, 0}, {1, 3, 6, 5, 5, 4, 1, 1, 2, 2},
+    {2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 0},   {1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 0},  {3, 1, 5, 6, 3, 2, 1, 1, 1, 1, 0},
+    {2, 2, 11, 7, 4, 3, 3, 2, 2, 1, 0},  {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0},  {4, 8, 32, 32, 3, 3, 2, 2, 1, 1, 0},
+    {2, 16, 28, 28, 2, 2, 2, 2, 0, 0, 0}, {1, 3, 6, 5, 5, 4, 1, 1, 2, 2, 0},
     /* the 2 x 2 stride-2 fast path with an odd last row and column (dropped) */
-    {3, 2, 7, 9, 2, 2, 2, 2, 0, 0},
+    {3, 2, 7, 9, 2, 2, 2, 2, 0, 0, 0},
+    /* the fast path's four-window body and its tail, with NaN and +-inf
+     * (and a general-path case with them) */
+    {2, 3, 12, 19, 2, 2, 2, 2, 0, 0, 1}, {1, 2, 8, 8, 2, 2, 2, 2, 0, 0, 1},
+    {1, 2, 9, 7, 3, 3, 2, 2, 1, 1, 1},
 };
 
 static void test_case(const pool_case *pc, dj_pool **pools, int npools)
@@ -169,6 +174,11 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
     float *x = malloc(xl * 4), *dy = malloc(yl * 4);
     for (size_t i = 0; i < xl; i++) /* few distinct values: many ties */
         x[i] = (float)(int)(frand() * 4.0f);
+    if (pc->specials) /* and some NaN, -inf and +inf */
+        for (size_t i = 0; i < xl; i++) {
+            const float r = frand();
+            x[i] = r > 0.9f ? NAN : r < -0.9f ? -INFINITY : r > 0.85f ? INFINITY : x[i];
+        }
     for (size_t i = 0; i < yl; i++)
         dy[i] = frand();
     float *ymax = malloc(yl * 4), *yavg = malloc(yl * 4), *dxmax = malloc(xl * 4);
@@ -184,7 +194,7 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
         dj_maxpool2d_forward(pools[t], &d, x, y, a);
         long bad = 0;
         for (size_t i = 0; i < yl; i++)
-            bad += y[i] != ymax[i] || a[i] != am[i];
+            bad += memcmp(&y[i], &ymax[i], sizeof y[i]) != 0 || a[i] != am[i]; /* NaN too */
         CHECK(bad == 0, "maxpool forward T=%d case %dx%dx%dx%d k%dx%d: %ld bad", T, d.n, d.c, d.h,
               d.w, d.kh, d.kw, bad);
         dj_maxpool2d_backward(pools[t], &d, dy, a, dx);
@@ -192,6 +202,8 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
         for (size_t i = 0; i < xl; i++)
             bad += dx[i] != dxmax[i];
         CHECK(bad == 0, "maxpool backward T=%d: %ld bad", T, bad);
+        if (pc->specials)
+            continue;
 
         dj_avgpool2d_forward(pools[t], &d, x, y);
         bad = 0;
