@@ -59,13 +59,29 @@ static void window(const dj_pool2d_dims *d, int oy, int ox, int *y0, int *y1, in
     *x1 = we > d->w ? d->w : we;
 }
 
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
 typedef struct {
     const dj_pool2d_dims *d;
     const float *in;
     float *out;
     const int32_t *argmax_in;
     int32_t *argmax_out;
+    int relu;        /* max pooling of relu(x) (dj_relu_maxpool2d_*) */
+    const float *xr; /* backward of that: x, for the ReLU's mask */
 } pool_job;
+
+/* ReLU as dj_relu_forward computes it (x < 0: +0; -0 and NaN stay). */
+static inline float relu_in(float v, int relu)
+{
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
+static inline v4f relu_in4(v4f v, int relu)
+{
+    return relu ? (v4f)((v4i)v & ~(v < 0.0f)) : v;
+}
 
 /* ---- max pooling ---- */
 
@@ -77,9 +93,6 @@ static inline void max_take(float v, int32_t i, float *best, int32_t *at)
     *best = take ? v : *best;
     *at = take ? i : *at;
 }
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
 
 /* max_take on four windows at once (lanes). */
 static inline void max_take4(v4f v, v4i i, v4f *best, v4i *at)
@@ -94,7 +107,7 @@ static inline void max_take4(v4f v, v4i i, v4f *best, v4i *at)
  * at a time (the even and odd columns of two rows of 8 inputs), then one
  * at a time. The first element of a window is taken as it is (what the
  * rule does from -inf). */
-static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am)
+static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am, int relu)
 {
     const int w = d->w;
     const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
@@ -111,6 +124,10 @@ static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32
             memcpy(&a1, r0 + c + 4, sizeof a1);
             memcpy(&b0, r1 + c, sizeof b0);
             memcpy(&b1, r1 + c + 4, sizeof b1);
+            a0 = relu_in4(a0, relu);
+            a1 = relu_in4(a1, relu);
+            b0 = relu_in4(b0, relu);
+            b1 = relu_in4(b1, relu);
             const v4i idx = (i0 + c) + even;
             v4f best = __builtin_shuffle(a0, a1, even);
             v4i at = idx;
@@ -124,10 +141,10 @@ static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32
             const int c = 2 * ox;
             float best = -INFINITY;
             int32_t at = i0 + c;
-            max_take(r0[c], i0 + c, &best, &at);
-            max_take(r0[c + 1], i0 + c + 1, &best, &at);
-            max_take(r1[c], i0 + w + c, &best, &at);
-            max_take(r1[c + 1], i0 + w + c + 1, &best, &at);
+            max_take(relu_in(r0[c], relu), i0 + c, &best, &at);
+            max_take(relu_in(r0[c + 1], relu), i0 + c + 1, &best, &at);
+            max_take(relu_in(r1[c], relu), i0 + w + c, &best, &at);
+            max_take(relu_in(r1[c + 1], relu), i0 + w + c + 1, &best, &at);
             yr[ox] = best;
             ar[ox] = at;
         }
@@ -143,7 +160,7 @@ static void max_fwd_range(void *arg, size_t begin, size_t end)
         d->pad_w == 0) {
         for (size_t pl = begin; pl < end; pl++)
             max_fwd_2x2(d, j->in + pl * in_plane, j->out + pl * out_plane,
-                        j->argmax_out + pl * out_plane);
+                        j->argmax_out + pl * out_plane, j->relu);
         return;
     }
     for (size_t pl = begin; pl < end; pl++) {
@@ -161,7 +178,7 @@ static void max_fwd_range(void *arg, size_t begin, size_t end)
                 int32_t at = y0 * d->w + x0;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) {
-                        const float v = x[iy * d->w + ix];
+                        const float v = relu_in(x[iy * d->w + ix], j->relu);
                         if (v > best || isnan(v)) {
                             best = v;
                             at = iy * d->w + ix;
@@ -176,7 +193,7 @@ static void max_fwd_range(void *arg, size_t begin, size_t end)
 void dj_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
                           int32_t *argmax)
 {
-    pool_job j = {d, x, y, NULL, argmax};
+    pool_job j = {d, x, y, NULL, argmax, 0, NULL};
     const size_t planes = (size_t)d->n * d->c;
     dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_fwd_range, &j);
 }
@@ -191,15 +208,37 @@ static void max_bwd_range(void *arg, size_t begin, size_t end)
         const int32_t *am = j->argmax_in + pl * out_plane;
         float *dx = j->out + pl * in_plane;
         memset(dx, 0, in_plane * sizeof *dx);
-        for (size_t i = 0; i < out_plane; i++)
-            dx[am[i]] += dy[i];
+        if (j->relu) { /* the ReLU's gradient: 0 where x <= 0 (one x per position) */
+            const float *x = j->xr + pl * in_plane;
+            for (size_t i = 0; i < out_plane; i++)
+                dx[am[i]] += x[am[i]] <= 0.0f ? 0.0f : dy[i];
+        } else {
+            for (size_t i = 0; i < out_plane; i++)
+                dx[am[i]] += dy[i];
+        }
     }
 }
 
 void dj_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *dy,
                            const int32_t *argmax, float *dx)
 {
-    pool_job j = {d, dy, dx, argmax, NULL};
+    pool_job j = {d, dy, dx, argmax, NULL, 0, NULL};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_bwd_range, &j);
+}
+
+void dj_relu_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
+                               int32_t *argmax)
+{
+    pool_job j = {d, x, y, NULL, argmax, 1, NULL};
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_fwd_range, &j);
+}
+
+void dj_relu_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *x,
+                                const float *dy, const int32_t *argmax, float *dx)
+{
+    pool_job j = {d, dy, dx, argmax, NULL, 1, x};
     const size_t planes = (size_t)d->n * d->c;
     dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_bwd_range, &j);
 }
@@ -229,7 +268,7 @@ static void avg_fwd_range(void *arg, size_t begin, size_t end)
 
 void dj_avgpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y)
 {
-    pool_job j = {d, x, y, NULL, NULL};
+    pool_job j = {d, x, y, NULL, NULL, 0, NULL};
     const size_t planes = (size_t)d->n * d->c;
     dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_fwd_range, &j);
 }
@@ -257,7 +296,7 @@ static void avg_bwd_range(void *arg, size_t begin, size_t end)
 
 void dj_avgpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *dy, float *dx)
 {
-    pool_job j = {d, dy, dx, NULL, NULL};
+    pool_job j = {d, dy, dx, NULL, NULL, 0, NULL};
     const size_t planes = (size_t)d->n * d->c;
     dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_bwd_range, &j);
 }

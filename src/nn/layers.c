@@ -123,6 +123,8 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
                              L->eps, L->y, L->save_mean, L->save_invstd);
         return L->y;
     case DJ_L_RELU:
+        if (L->relu_pool) /* the MaxPool2d after it does it */
+            return x;
         dj_relu_forward(pool, nin, x, L->y);
         return L->y;
     case DJ_L_GELU:
@@ -134,7 +136,10 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
     case DJ_L_MAXPOOL2D: {
         dj_pool2d_dims d;
         pool_dims(L, n, &d);
-        dj_maxpool2d_forward(pool, &d, x, L->y, L->argmax);
+        if (L->relu_pool) /* x is the ReLU's input */
+            dj_relu_maxpool2d_forward(pool, &d, x, L->y, L->argmax);
+        else
+            dj_maxpool2d_forward(pool, &d, x, L->y, L->argmax);
         return L->y;
     }
     case DJ_L_AVGPOOL2D: {
@@ -266,6 +271,8 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     case DJ_L_SILU:
         if (!need_dx)
             return NULL;
+        if (L->relu_pool) /* the MaxPool2d's backward did it */
+            return dy;
         if (L->kind == DJ_L_RELU)
             dj_relu_backward(pool, nin, L->x, dy, dx);
         else if (L->kind == DJ_L_GELU)
@@ -278,7 +285,10 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
             return NULL;
         dj_pool2d_dims d;
         pool_dims(L, n, &d);
-        dj_maxpool2d_backward(pool, &d, dy, L->argmax, dx);
+        if (L->relu_pool)
+            dj_relu_maxpool2d_backward(pool, &d, L->x, dy, L->argmax, dx);
+        else
+            dj_maxpool2d_backward(pool, &d, dy, L->argmax, dx);
         return dx;
     }
     case DJ_L_AVGPOOL2D: {

@@ -1281,6 +1281,9 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         uint64_t nout = (uint64_t)B * L->out_size, nin = (uint64_t)B * L->in_size;
         if (L->in_size > gsize)
             gsize = L->in_size;
+        L->relu_pool =
+            (L->kind == DJ_L_RELU && i + 1 < s->count && s->layers[i + 1].kind == DJ_L_MAXPOOL2D) ||
+            (L->kind == DJ_L_MAXPOOL2D && i > 0 && s->layers[i - 1].kind == DJ_L_RELU);
         switch (L->kind) {
         case DJ_L_CONV2D: {
             dj_conv2d_dims d;
@@ -1311,7 +1314,8 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         case DJ_L_SILU:
         case DJ_L_AVGPOOL2D:
         case DJ_L_ADAPTIVEAVGPOOL2D:
-            plan_buf(p, &L->y, nout, sizeof(float));
+            if (!L->relu_pool)
+                plan_buf(p, &L->y, nout, sizeof(float));
             break;
         case DJ_L_BATCHNORM2D:
             plan_buf(p, &L->y, nout, sizeof(float));

@@ -126,6 +126,10 @@ struct dj_layer {
     /* Conv2d/Linear under an 8-bit or bf16 policy (NULL: float32) */
     struct dj_layer_quant *q;
     int dropped;         /* Dropout applied a mask (train and p > 0) */
+    /* A ReLU followed by a MaxPool2d in the same sequence: the pool does both
+     * in one pass (dj_relu_maxpool2d_*); the ReLU passes x and dy through and
+     * stores nothing. Set on both layers by dj_model_prepare. */
+    int relu_pool;
 };
 
 /* Size limits that keep hostile specs from asking for terabytes. */

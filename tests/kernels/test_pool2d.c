@@ -1,5 +1,7 @@
 /* test_pool2d.c - pooling against PyTorch's rules and a naive version.
  *
+ * ReLU + MaxPool2d fused (dj_relu_maxpool2d_*): bit for bit the two kernels
+ * in a row, with NaN, infinities, -0 and negatives in x.
  * Hand cases: the max-pool argmax tie rule (first in scan order) and NaN
  * propagation, count_include_pad divisors at the borders, global average
  * pooling; the shapes dims_init rejects. Then random shapes (strides,
@@ -179,6 +181,11 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
             const float r = frand();
             x[i] = r > 0.9f ? NAN : r < -0.9f ? -INFINITY : r > 0.85f ? INFINITY : x[i];
         }
+    for (size_t i = 0; i < xl; i++) /* negatives and -0 for the ReLU */
+        if (frand() < -0.5f) {
+            const float r = frand();
+            x[i] = r < -0.5f ? -0.0f : r < 0.5f ? -x[i] - 1.0f : x[i];
+        }
     for (size_t i = 0; i < yl; i++)
         dy[i] = frand();
     float *ymax = malloc(yl * 4), *yavg = malloc(yl * 4), *dxmax = malloc(xl * 4);
@@ -188,7 +195,8 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
 
     float *y = malloc(yl * 4), *dx = malloc(xl * 4), *y1 = malloc(yl * 4), *dx1 = malloc(xl * 4);
     float *gy = malloc((size_t)d.n * d.c * 4), *gdx = malloc(xl * 4);
-    int32_t *a = malloc(yl * 4);
+    int32_t *a = malloc(yl * 4), *a1 = malloc(yl * 4);
+    float *rx = malloc(xl * 4), *rdx = malloc(xl * 4), *ry = malloc(yl * 4);
     for (int t = 0; t < npools; t++) {
         const int T = dj_pool_threads(pools[t]);
         dj_maxpool2d_forward(pools[t], &d, x, y, a);
@@ -202,6 +210,20 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
         for (size_t i = 0; i < xl; i++)
             bad += dx[i] != dxmax[i];
         CHECK(bad == 0, "maxpool backward T=%d: %ld bad", T, bad);
+
+        /* ReLU then MaxPool fused: bit for bit the two kernels in a row */
+        dj_relu_forward(pools[t], xl, x, rx);
+        dj_maxpool2d_forward(pools[t], &d, rx, ry, a1);
+        dj_relu_maxpool2d_forward(pools[t], &d, x, y, a);
+        CHECK(memcmp(y, ry, yl * 4) == 0 && memcmp(a, a1, yl * 4) == 0,
+              "relu+maxpool forward T=%d case %dx%dx%dx%d: differs from relu then maxpool", T, d.n,
+              d.c, d.h, d.w);
+        dj_maxpool2d_backward(pools[t], &d, dy, a1, rx);
+        dj_relu_backward(pools[t], xl, x, rx, rdx);
+        dj_relu_maxpool2d_backward(pools[t], &d, x, dy, a, dx);
+        CHECK(memcmp(dx, rdx, xl * 4) == 0,
+              "relu+maxpool backward T=%d case %dx%dx%dx%d: differs from maxpool then relu", T,
+              d.n, d.c, d.h, d.w);
         if (pc->specials)
             continue;
 
@@ -253,6 +275,10 @@ static void test_case(const pool_case *pc, dj_pool **pools, int npools)
     free(gy);
     free(gdx);
     free(a);
+    free(a1);
+    free(rx);
+    free(rdx);
+    free(ry);
 }
 
 int main(void)
