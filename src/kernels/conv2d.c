@@ -957,8 +957,14 @@ static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const
 {
     const int rw = 4 * xs;
     for (int ci = c0; ci < c1; ci++) {
-        pad_plane(kd, g, src, ci, rw, tmp);
         float *d = dst + (size_t)ci * g->hp * rw;
+        if (src.kind == DJ_OPD_F32 || (size_t)g->h * g->w > (size_t)g->hp * rw) {
+            pad_plane(kd, g, src, ci, rw, tmp);
+        } else { /* decode the whole plane in one call (into d, which is
+                  * split into last), not row by row */
+            kd->decode(dj__opd_at(src, (ptrdiff_t)ci * g->h * g->w), g->h * g->w, d);
+            pad_plane(kd, g, dj_opd_f32(d), 0, rw, tmp);
+        }
         for (int i = 0; i < g->hp; i++)
             fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
     }
