@@ -190,12 +190,19 @@ static void max_fwd_range(void *arg, size_t begin, size_t end)
     }
 }
 
+/* Runs a pooling kernel over every (n, c) plane. */
+static void run_planes(dj_pool *pool, const dj_pool2d_dims *d, void (*fn)(void *, size_t, size_t),
+                       pool_job *j)
+{
+    const size_t planes = (size_t)d->n * d->c;
+    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, fn, j);
+}
+
 void dj_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
                           int32_t *argmax)
 {
     pool_job j = {d, x, y, NULL, argmax, 0, NULL};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_fwd_range, &j);
+    run_planes(pool, d, max_fwd_range, &j);
 }
 
 static void max_bwd_range(void *arg, size_t begin, size_t end)
@@ -223,24 +230,21 @@ void dj_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *
                            const int32_t *argmax, float *dx)
 {
     pool_job j = {d, dy, dx, argmax, NULL, 0, NULL};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_bwd_range, &j);
+    run_planes(pool, d, max_bwd_range, &j);
 }
 
 void dj_relu_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
                                int32_t *argmax)
 {
     pool_job j = {d, x, y, NULL, argmax, 1, NULL};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_fwd_range, &j);
+    run_planes(pool, d, max_fwd_range, &j);
 }
 
 void dj_relu_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *x,
                                 const float *dy, const int32_t *argmax, float *dx)
 {
     pool_job j = {d, dy, dx, argmax, NULL, 1, x};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, max_bwd_range, &j);
+    run_planes(pool, d, max_bwd_range, &j);
 }
 
 /* ---- average pooling ---- */
@@ -269,8 +273,7 @@ static void avg_fwd_range(void *arg, size_t begin, size_t end)
 void dj_avgpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y)
 {
     pool_job j = {d, x, y, NULL, NULL, 0, NULL};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_fwd_range, &j);
+    run_planes(pool, d, avg_fwd_range, &j);
 }
 
 static void avg_bwd_range(void *arg, size_t begin, size_t end)
@@ -297,8 +300,7 @@ static void avg_bwd_range(void *arg, size_t begin, size_t end)
 void dj_avgpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *dy, float *dx)
 {
     pool_job j = {d, dy, dx, NULL, NULL, 0, NULL};
-    const size_t planes = (size_t)d->n * d->c;
-    dj_parallel_for(pool_for(pool, planes * d->h * d->w), planes, avg_bwd_range, &j);
+    run_planes(pool, d, avg_bwd_range, &j);
 }
 
 /* ---- global average pooling ---- */
