@@ -62,6 +62,16 @@ static void window(const dj_pool2d_dims *d, int oy, int ox, int *y0, int *y1, in
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
+/* Lanes 0, 2, 4, 6 and 1, 3, 5, 7 of a:b (clang and GCC >= 12 spell it
+ * __builtin_shufflevector, older GCC __builtin_shuffle). */
+#if defined(__clang__) || __GNUC__ >= 12
+#define EVEN4(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define ODD4(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#else
+#define EVEN4(a, b) __builtin_shuffle(a, b, (v4i){0, 2, 4, 6})
+#define ODD4(a, b) __builtin_shuffle(a, b, (v4i){1, 3, 5, 7})
+#endif
+
 typedef struct {
     const dj_pool2d_dims *d;
     const float *in;
@@ -110,7 +120,7 @@ static inline void max_take4(v4f v, v4i i, v4f *best, v4i *at)
 static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am, int relu)
 {
     const int w = d->w;
-    const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
+    const v4i even = {0, 2, 4, 6};
     for (int oy = 0; oy < d->oh; oy++) {
         const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
         const int32_t i0 = 2 * oy * w;
@@ -129,11 +139,11 @@ static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32
             b0 = relu_in4(b0, relu);
             b1 = relu_in4(b1, relu);
             const v4i idx = (i0 + c) + even;
-            v4f best = __builtin_shuffle(a0, a1, even);
+            v4f best = EVEN4(a0, a1);
             v4i at = idx;
-            max_take4(__builtin_shuffle(a0, a1, odd), idx + 1, &best, &at);
-            max_take4(__builtin_shuffle(b0, b1, even), idx + w, &best, &at);
-            max_take4(__builtin_shuffle(b0, b1, odd), idx + w + 1, &best, &at);
+            max_take4(ODD4(a0, a1), idx + 1, &best, &at);
+            max_take4(EVEN4(b0, b1), idx + w, &best, &at);
+            max_take4(ODD4(b0, b1), idx + w + 1, &best, &at);
             memcpy(yr + ox, &best, sizeof best);
             memcpy(ar + ox, &at, sizeof at);
         }
