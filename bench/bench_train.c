@@ -9,7 +9,12 @@
  * (default 20) are timed with CLOCK_MONOTONIC as --repeat samples (default
  * 3); the figure is the best sample. The process CPU time of each sample
  * is recorded too: a figure whose threads had less than 90% of their CPUs
- * (other load on the machine) is marked with '*'. */
+ * (other load on the machine) is marked with '*'.
+ *
+ * --profile then times --steps more steps layer by layer (dj_model_profile)
+ * and prints each layer's forward and backward milliseconds per step, the
+ * share of the step, and the rest (loss, optimizer update). Those steps are
+ * not part of the images/s figure. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bench_train.h"
@@ -51,6 +56,8 @@ static void usage(FILE *fp)
           "  --steps N            timed steps per sample (20)\n"
           "  --warmup N           untimed steps first (3)\n"
           "  --repeat N           samples; the best is reported (3)\n"
+          "  --profile            then time the layers: ms per step forward, backward\n"
+          "                       and encoding (8-bit/bf16 operands), share of the step\n"
           "  --json               end with one JSON line: images_per_second, ...\n"
           "\n"
           "bench/train_vs_torch.sh runs PyTorch on the same network, batch and threads\n"
@@ -69,12 +76,59 @@ static int int_opt(const char *o, const char *v, long long lo, long long hi, int
     return 0;
 }
 
+/* --profile: `steps` more steps with per-layer timing, printed as a table. */
+static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, int batch,
+                         int steps)
+{
+    dj_model *m = dj_train_stepper_model(s);
+    const size_t nl = dj_model_profile_report(m, NULL, 0);
+    dj_layer_profile *p = calloc(nl ? nl : 1, sizeof *p);
+    if (!p)
+        return -1;
+    dj_model_profile(m, 1);
+    const double w0 = clock_s(CLOCK_MONOTONIC);
+    for (int i = 0; i < steps; i++)
+        dj_train_stepper_step(s, x, y, batch);
+    const double wall = clock_s(CLOCK_MONOTONIC) - w0;
+    dj_model_profile(m, 0);
+    dj_model_profile_report(m, p, nl);
+    const double per = 1e3 / steps, total = wall * per;
+    double f = 0, b = 0, e = 0;
+    printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each):\n", steps, total);
+    printf("%-22s %-18s %-12s %9s %9s %9s %7s\n", "layer", "kind", "output", "forward", "backward",
+           "encoding", "share");
+    for (size_t i = 0; i < nl; i++) {
+        char shape[48] = "";
+        if (p[i].out_ndim == 3)
+            snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)p[i].out[0],
+                     (long long)p[i].out[1], (long long)p[i].out[2]);
+        else
+            snprintf(shape, sizeof shape, "%lld", (long long)p[i].out[0]);
+        char kind[40];
+        snprintf(kind, sizeof kind, "%*s%s%s", 2 * p[i].depth, "", p[i].kind,
+                 p[i].kind && !strcmp(p[i].kind, "Residual") ? " (sum)" : "");
+        const double t = (p[i].forward_s + p[i].backward_s) * per;
+        printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %6.1f%%%s\n", p[i].name, kind, shape,
+               p[i].forward_s * per, p[i].backward_s * per, p[i].encode_s * per,
+               100 * t / total, p[i].fused ? "  (in the next layer)" : "");
+        f += p[i].forward_s;
+        b += p[i].backward_s;
+        e += p[i].encode_s;
+    }
+    const double rest = total - (f + b) * per;
+    printf("%-22s %-18s %-12s %9s %9s %9s %6.1f%%\n", "(rest)", "loss, update", "", "", "", "",
+           100 * rest / total);
+    printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f\n", "total", "", "", f * per, b * per, e * per);
+    free(p);
+    return 0;
+}
+
 int dj_bench_train(int argc, char **argv)
 {
     dj_train_config c;
     dj_train_config_defaults(&c);
     const char *model = "models/fmnist-cnn.json";
-    int json = 0, steps = 20, warmup = 3, repeat = 3, batch = 0, threads = 0;
+    int json = 0, profile = 0, steps = 20, warmup = 3, repeat = 3, batch = 0, threads = 0;
     const char *prec = NULL;
     dj_opt_iter it;
     int rc;
@@ -88,6 +142,10 @@ int dj_bench_train(int argc, char **argv)
             if (dj_opt_no_value(&it, CMD))
                 return DJ_EXIT_USAGE;
             json = 1;
+        } else if (dj_opt_is(&it, "--profile")) {
+            if (dj_opt_no_value(&it, CMD))
+                return DJ_EXIT_USAGE;
+            profile = 1;
         } else if (dj_opt_is(&it, "--model")) {
             if (!(model = dj_opt_value(&it, CMD)))
                 return DJ_EXIT_USAGE;
@@ -170,6 +228,13 @@ int dj_bench_train(int argc, char **argv)
            best_busy < 0.9 ? " *" : "", gflops, repeat, steps, loss);
     if (best_busy < 0.9)
         printf("* the threads had %.0f%% of their CPUs: other load on the machine\n", 100 * best_busy);
+    if (profile && print_profile(s, x, y, c.batch_size, steps) != 0) {
+        dj_free(x);
+        free(y);
+        dj_train_stepper_free(s);
+        dj_cli_err(CMD, "out of memory for the profile");
+        return DJ_EXIT_DATA;
+    }
     if (json) {
         dj_json_writer w;
         dj_json_writer_init(&w, 0, NULL);

@@ -102,6 +102,30 @@ const float *dj_model_forward(dj_model *m, dj_pool *pool, const float *x, int n,
  * parameter's grad from dlogits (n x output size). */
 void dj_model_backward(dj_model *m, dj_pool *pool, const float *dlogits);
 
+/* ---- where the time goes ---- */
+
+/* Per-layer timing: on != 0 zeroes the counters and times every layer's
+ * forward and backward from then on (two clock reads per layer call);
+ * 0 stops it. */
+void dj_model_profile(dj_model *m, int on);
+
+/* One layer's share of the profiled steps. Times are self times: a
+ * Residual's exclude its body and shortcut (what is left is the sum). */
+typedef struct {
+    char name[112];           /* "3.body.1" */
+    const char *kind;         /* "Conv2d" */
+    int depth;                /* Residual nesting */
+    int fused;                /* done by the next layer's kernel (ReLU before MaxPool2d) */
+    int64_t out[3];           /* per-sample output shape */
+    int out_ndim;
+    double forward_s, backward_s;
+    double encode_s;          /* of those, quantising operands (8-bit, bf16 policies) */
+} dj_layer_profile;
+
+/* Fills up to cap entries in depth-first order (out may be NULL); returns
+ * the number of layers. */
+size_t dj_model_profile_report(const dj_model *m, dj_layer_profile *out, size_t cap);
+
 /* ---- precision policies (precision.h) ---- */
 
 /* Sets the model's precision policy: which Conv2d/Linear layers read their

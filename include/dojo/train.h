@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dojo/nn.h"
 #include "dojo/precision.h"
 #include "dojo/status.h"
 
@@ -134,6 +135,7 @@ double dj_train_stepper_step(dj_train_stepper *s, const float *x, const int32_t 
 size_t dj_train_stepper_input_size(const dj_train_stepper *s); /* values per sample */
 int dj_train_stepper_classes(const dj_train_stepper *s);
 uint64_t dj_train_stepper_flops(const dj_train_stepper *s);    /* forward FLOPs per sample */
+dj_model *dj_train_stepper_model(dj_train_stepper *s);         /* e.g. for dj_model_profile */
 void dj_train_stepper_free(dj_train_stepper *s);
 
 #endif

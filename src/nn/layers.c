@@ -8,10 +8,21 @@
  * one that does not hold its d(output). A Residual sends d(output) into both
  * branches (each with its own buffers) and sums what comes back. Nothing is
  * allocated here. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn/nn_internal.h"
+
+/* Monotonic seconds, for dj_model_profile. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static float *pf(dj_model *m, int idx)
 {
@@ -53,6 +64,7 @@ static uint64_t grad_seed(uint64_t seed, uint64_t step, int uid)
 static void quant_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *x, size_t nin,
                           int train)
 {
+    const double t0 = m->profile ? now_s() : 0;
     dj_layer_quant *q = L->q;
     const dj_param *w = &m->params[L->p_weight];
     if (w->value.dtype == DJ_DT_SHP) /* master weights in SHP (cfp8-shp) */
@@ -62,12 +74,18 @@ static void quant_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *
         q->wo = dj_quant_run(&q->w, pool, dj_tensor_f32(&w->value), w->value.numel, q->wc, 0,
                              train);
     q->xo = dj_quant_run(&q->x, pool, x, nin, q->xc, 0, train);
+    if (m->profile)
+        L->t_enc += now_s() - t0;
 }
 
 static dj_opd quant_backward(dj_model *m, dj_layer *L, dj_pool *pool, const float *dy, size_t n)
 {
-    return dj_quant_run(&L->q->g, pool, dy, n, L->q->gc,
-                        grad_seed(m->last_seed, m->last_step, L->uid), 1);
+    const double t0 = m->profile ? now_s() : 0;
+    const dj_opd go = dj_quant_run(&L->q->g, pool, dy, n, L->q->gc,
+                                   grad_seed(m->last_seed, m->last_step, L->uid), 1);
+    if (m->profile)
+        L->t_enc += now_s() - t0;
+    return go;
 }
 
 static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *x,
@@ -331,8 +349,12 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
 const float *dj_seq_forward(dj_model *m, dj_seq *s, dj_pool *pool, const float *x, int n,
                             int train, uint64_t seed, uint64_t step)
 {
-    for (int i = 0; i < s->count; i++)
+    for (int i = 0; i < s->count; i++) {
+        const double t0 = m->profile ? now_s() : 0;
         x = layer_forward(m, &s->layers[i], pool, x, n, train, seed, step);
+        if (m->profile)
+            s->layers[i].t_fwd += now_s() - t0;
+    }
     return x;
 }
 
@@ -341,7 +363,10 @@ const float *dj_seq_backward(dj_model *m, dj_seq *s, dj_pool *pool, const float 
 {
     for (int i = s->count - 1; i >= 0; i--) {
         float *dst = dy == s->gbuf[0] ? s->gbuf[1] : s->gbuf[0];
+        const double t0 = m->profile ? now_s() : 0;
         dy = layer_backward(m, &s->layers[i], pool, dy, n, dst, i > 0 || need_dx);
+        if (m->profile)
+            s->layers[i].t_bwd += now_s() - t0;
         if (!dy)
             return NULL;
     }

@@ -1617,8 +1617,6 @@ void dj_model_summary(const dj_model *m, char *buf, size_t size)
     buf[size - 1] = 0;
 }
 
-/* ---- precision policies ---------------------------------------------------------------- */
-
 typedef void (*layer_fn)(dj_layer *L, void *arg);
 
 static void visit(dj_seq *s, layer_fn fn, void *arg)
@@ -1633,6 +1631,76 @@ static void visit(dj_seq *s, layer_fn fn, void *arg)
         }
     }
 }
+
+/* ---- per-layer profile -------------------------------------------------------------- */
+
+static void zero_times(dj_layer *L, void *arg)
+{
+    (void)arg;
+    L->t_fwd = L->t_bwd = L->t_enc = 0;
+}
+
+void dj_model_profile(dj_model *m, int on)
+{
+    if (!m)
+        return;
+    if (on)
+        visit(&m->top, zero_times, NULL);
+    m->profile = on ? 1 : 0;
+}
+
+/* Inclusive forward and backward seconds of a sequence. */
+static void seq_times(const dj_seq *s, double *f, double *b)
+{
+    for (int i = 0; i < s->count; i++) {
+        *f += s->layers[i].t_fwd;
+        *b += s->layers[i].t_bwd;
+    }
+}
+
+static void profile_seq(const dj_seq *s, int depth, dj_layer_profile *out, size_t cap, size_t *k)
+{
+    for (int i = 0; i < s->count; i++) {
+        const dj_layer *L = &s->layers[i];
+        if (out && *k < cap) {
+            dj_layer_profile *p = &out[*k];
+            memset(p, 0, sizeof *p);
+            snprintf(p->name, sizeof p->name, "%s", L->name);
+            p->kind = dj_layer_kind_name(L->kind);
+            p->depth = depth;
+            p->fused = L->kind == DJ_L_RELU && L->relu_pool;
+            p->out_ndim = L->out.ndim;
+            for (int d = 0; d < L->out.ndim && d < 3; d++)
+                p->out[d] = L->out.d[d];
+            double f = L->t_fwd, b = L->t_bwd;
+            if (L->kind == DJ_L_RESIDUAL) { /* self time: the sum */
+                double cf = 0, cb = 0;
+                seq_times(&L->body, &cf, &cb);
+                seq_times(&L->shortcut, &cf, &cb);
+                f -= cf;
+                b -= cb;
+            }
+            p->forward_s = f > 0 ? f : 0;
+            p->backward_s = b > 0 ? b : 0;
+            p->encode_s = L->t_enc;
+        }
+        (*k)++;
+        if (L->kind == DJ_L_RESIDUAL) {
+            profile_seq(&L->body, depth + 1, out, cap, k);
+            profile_seq(&L->shortcut, depth + 1, out, cap, k);
+        }
+    }
+}
+
+size_t dj_model_profile_report(const dj_model *m, dj_layer_profile *out, size_t cap)
+{
+    size_t k = 0;
+    if (m)
+        profile_seq(&m->top, 0, out, cap, &k);
+    return k;
+}
+
+/* ---- precision policies ---------------------------------------------------------------- */
 
 /* The Conv2d/Linear layers in depth-first order: counted on a first walk
  * (gemm == NULL), collected on a second. */

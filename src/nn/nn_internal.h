@@ -130,6 +130,9 @@ struct dj_layer {
      * in one pass (dj_relu_maxpool2d_*); the ReLU passes x and dy through and
      * stores nothing. Set on both layers by dj_model_prepare. */
     int relu_pool;
+
+    /* dj_model_profile: inclusive seconds of forward, backward, encoding */
+    double t_fwd, t_bwd, t_enc;
 };
 
 /* Size limits that keep hostile specs from asking for terabytes. */
@@ -188,6 +191,7 @@ struct dj_model {
     /* precision policy (dj_model_set_precision) */
     dj_precision_config prec;
     uint64_t last_seed, last_step; /* of the last forward: keys backward's rounding */
+    int profile;         /* dj_model_profile: time each layer */
 };
 
 /* The quantisers and code buffers of a Conv2d/Linear layer. */

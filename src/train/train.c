@@ -938,6 +938,11 @@ uint64_t dj_train_stepper_flops(const dj_train_stepper *s)
     return dj_model_flops(s->r.model);
 }
 
+dj_model *dj_train_stepper_model(dj_train_stepper *s)
+{
+    return s->r.model;
+}
+
 void dj_train_stepper_free(dj_train_stepper *s)
 {
     if (!s)
