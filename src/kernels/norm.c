@@ -10,8 +10,8 @@
  * (K - mean)^2 <= N var, so the cancellation amplifies the sums' rounding
  * by at most N (double precision still leaves ~1e-9 at N = 10^7): as good
  * as two passes, for two thirds of the memory traffic. Sums are kept in
- * eight interleaved lanes so that the compiler vectorises them without
- * reassociating. The forward centres x on the double mean split into two
+ * eight interleaved lanes, vectors of the inner loops (norm_impl.h, one
+ * build per ISA, all giving the same bits). The forward centres x on the double mean split into two
  * floats, so y stays accurate when |mean| is large against the spread. The
  * backward recovers the exact mean from the saved float one (the sum of
  * x - mean_f, taken in the same pass as its other sums) and evaluates dx in
@@ -33,82 +33,41 @@
 #include <stddef.h>
 
 #include "dojo/kernels.h"
+#include "kernels/norm.h"
 
 enum {
-    LANES = 8,           /* double accumulators per reduction */
     VB = 16,             /* floats per vectorisable block */
     COLS = 256,          /* layer-norm columns reduced together */
     PAR_MIN = 1 << 15    /* fewer elements than this: stay on one thread */
 };
+
+/* The inner loops for the best ISA the CPU runs (all give the same bits). */
+static const dj__norm_fns *fns(void)
+{
+    return dj__norm_fns_for(dj_cpu_best_isa());
+}
 
 static dj_pool *pool_for(dj_pool *pool, size_t elements)
 {
     return elements >= PAR_MIN ? pool : NULL;
 }
 
-static double lanes_total(const double a[LANES])
-{
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
-
-/* Adds the sums of d = x - shift and d^2 over x[0..n) to *s1, *s2. */
-static void shifted_sums(const float *x, size_t n, double shift, double *s1, double *s2)
-{
-    double a[LANES] = {0}, b[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) {
-            double d = (double)x[i + k] - shift;
-            a[k] += d;
-            b[k] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = (double)x[i] - shift;
-        a[0] += d;
-        b[0] += d * d;
-    }
-    *s1 += lanes_total(a);
-    *s2 += lanes_total(b);
-}
-
 /* The backward's sums over one channel or row, with g = dy (or dy * gamma
  * for layer norm) and d = x - m, m the saved float mean: sum d, sum g and
- * sum g d, in double. sum d / N is what m misses of the exact mean. */
+ * sum g d, in double (fns->bwd_sums). sum d / N is what m misses of the
+ * exact mean. */
 typedef struct {
     double d, g, gd;
 } bwd_sums;
 
-static void add_bwd_sums(const float *x, const float *dy, const float *gamma, size_t n, float m,
-                         bwd_sums *s)
+static void add_bwd_sums(const dj__norm_fns *fn, const float *x, const float *dy,
+                         const float *gamma, size_t n, float m, bwd_sums *s)
 {
-    double a[LANES] = {0}, b[LANES] = {0}, c[LANES] = {0};
-    size_t i = 0;
-    if (gamma) {
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) {
-                double d = (double)x[i + k] - m, g = (double)dy[i + k] * gamma[i + k];
-                a[k] += d;
-                b[k] += g;
-                c[k] += g * d;
-            }
-    } else {
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) {
-                double d = (double)x[i + k] - m, g = dy[i + k];
-                a[k] += d;
-                b[k] += g;
-                c[k] += g * d;
-            }
-    }
-    for (; i < n; i++) {
-        double d = (double)x[i] - m, g = gamma ? (double)dy[i] * gamma[i] : dy[i];
-        a[0] += d;
-        b[0] += g;
-        c[0] += g * d;
-    }
-    s->d += lanes_total(a);
-    s->g += lanes_total(b);
-    s->gd += lanes_total(c);
+    double t[3] = {s->d, s->g, s->gd};
+    fn->bwd_sums(x, dy, gamma, n, m, t);
+    s->d = t[0];
+    s->g = t[1];
+    s->gd = t[2];
 }
 
 /* The coefficients of dx = scale * ((g - mg) - ((x - m) - shift) * k) for
@@ -116,12 +75,8 @@ static void add_bwd_sums(const float *x, const float *dy, const float *gamma, si
  * gradient sums to zero over the channel up to the final rounding (what
  * makes a bias before a normalisation get a zero gradient). Also returns
  * sum g (x - mean) * invstd, the gamma gradient. */
-typedef struct {
-    double shift, mg, k, scale;
-} bwd_coef;
-
 static double bwd_coefficients(const bwd_sums *s, double cnt, double invstd, double scale,
-                               bwd_coef *c)
+                               dj__norm_coef *c)
 {
     c->shift = s->d / cnt;
     const double gxmu = s->gd - c->shift * s->g; /* sum g (x - exact mean) */
@@ -131,61 +86,11 @@ static double bwd_coefficients(const bwd_sums *s, double cnt, double invstd, dou
     return gxmu * invstd;
 }
 
-/* dx over [0..n) in double (the loop is memory-bound; double keeps the
- * cancellation in (g - mg) - xmu * k exact). gamma as in add_bwd_sums. */
-static void bwd_dx(const float *x, const float *dy, const float *gamma, float *dx, size_t n,
-                   float m, const bwd_coef *c)
-{
-    const double shift = c->shift, mg = c->mg, k = c->k, scale = c->scale;
-    size_t i = 0;
-    if (!gamma)
-        for (; i + VB <= n; i += VB) {
-            float t[VB];
-            for (int j = 0; j < VB; j++)
-                t[j] = (float)((((double)dy[i + j] - mg) -
-                                (((double)x[i + j] - m) - shift) * k) * scale);
-            for (int j = 0; j < VB; j++)
-                dx[i + j] = t[j];
-        }
-    else
-        for (; i + VB <= n; i += VB) {
-            float t[VB];
-            for (int j = 0; j < VB; j++)
-                t[j] = (float)((((double)dy[i + j] * gamma[i + j] - mg) -
-                                (((double)x[i + j] - m) - shift) * k) * scale);
-            for (int j = 0; j < VB; j++)
-                dx[i + j] = t[j];
-        }
-    for (; i < n; i++) {
-        const double g = gamma ? (double)dy[i] * gamma[i] : dy[i];
-        dx[i] = (float)(((g - mg) - (((double)x[i] - m) - shift) * k) * scale);
-    }
-}
-
 /* The variance from shifted sums over cnt values (never < 0). */
 static double variance(double s1, double s2, double cnt)
 {
     double var = (s2 - s1 * s1 / cnt) / cnt;
     return var > 0 ? var : 0;
-}
-
-/* y = (x - mean) * scale + shift over [0..n), with the mean given as
- * mean_hi + mean_lo (two floats): x - mean_hi is exact for x near the mean,
- * so y keeps its accuracy when the mean is large against the spread.
- * Blocks go through a small buffer so that y may be x. */
-static void normalize(const float *x, float *y, size_t n, float mean_hi, float mean_lo,
-                      float scale, float shift)
-{
-    size_t i = 0;
-    for (; i + VB <= n; i += VB) {
-        float t[VB];
-        for (int k = 0; k < VB; k++)
-            t[k] = ((x[i + k] - mean_hi) - mean_lo) * scale + shift;
-        for (int k = 0; k < VB; k++)
-            y[i + k] = t[k];
-    }
-    for (; i < n; i++)
-        y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
 }
 
 /* The low part of a double split into two floats. */
@@ -197,6 +102,7 @@ static float low_part(double v)
 /* ---- batch norm ------------------------------------------------------- */
 
 typedef struct {
+    const dj__norm_fns *fn;
     size_t n, c, hw;
     const float *x, *dy, *gamma, *beta;
     float eps, momentum;
@@ -219,7 +125,7 @@ static void bn_train_channels(void *arg, size_t c0, size_t c1)
         const double shift = plane(a, a->x, 0, ch)[0];
         double s1 = 0, s2 = 0;
         for (size_t i = 0; i < a->n; i++)
-            shifted_sums(plane(a, a->x, i, ch), a->hw, shift, &s1, &s2);
+            a->fn->sums(plane(a, a->x, i, ch), a->hw, shift, &s1, &s2);
         const double mean = shift + s1 / cnt;
         const double var = variance(s1, s2, cnt);
         const double invstd = 1.0 / sqrt(var + (double)a->eps);
@@ -228,7 +134,7 @@ static void bn_train_channels(void *arg, size_t c0, size_t c1)
         const float bias = a->beta ? a->beta[ch] : 0.0f;
         for (size_t i = 0; i < a->n; i++) {
             const float *xp = plane(a, a->x, i, ch);
-            normalize(xp, a->y + (xp - a->x), a->hw, (float)mean, low_part(mean),
+            a->fn->normalize(xp, a->y + (xp - a->x), a->hw, (float)mean, low_part(mean),
                       (float)(g * invstd), bias);
         }
         if (a->save_mean)
@@ -256,7 +162,7 @@ void dj_batchnorm2d_forward_train(dj_pool *pool, int n, int c, int hw, const flo
 {
     if (n <= 0 || hw <= 0)
         return; /* no values: nothing to normalise, no statistics */
-    bn_args a = {.n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
+    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
                  .beta = beta, .eps = eps, .momentum = momentum, .running_mean = running_mean,
                  .running_var = running_var, .y = y, .save_mean = save_mean,
                  .save_invstd = save_invstd};
@@ -271,7 +177,7 @@ static void bn_eval_planes(void *arg, size_t p0, size_t p1)
         const size_t ch = p % a->c;
         const double invstd = 1.0 / sqrt((double)a->run_var[ch] + (double)a->eps);
         const double g = a->gamma ? a->gamma[ch] : 1.0;
-        normalize(a->x + p * a->hw, a->y + p * a->hw, a->hw, a->run_mean[ch], 0.0f,
+        a->fn->normalize(a->x + p * a->hw, a->y + p * a->hw, a->hw, a->run_mean[ch], 0.0f,
                   (float)(g * invstd), a->beta ? a->beta[ch] : 0.0f);
     }
 }
@@ -280,7 +186,7 @@ void dj_batchnorm2d_forward_eval(dj_pool *pool, int n, int c, int hw, const floa
                                  const float *gamma, const float *beta, float eps,
                                  const float *running_mean, const float *running_var, float *y)
 {
-    bn_args a = {.n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
+    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
                  .beta = beta, .eps = eps, .run_mean = running_mean,
                  .run_var = running_var, .y = y};
     dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.n * a.c, bn_eval_planes, &a);
@@ -297,9 +203,9 @@ static void bn_backward_channels(void *arg, size_t c0, size_t c1)
         const double invstd = a->invstd[ch];
         bwd_sums s = {0, 0, 0};
         for (size_t i = 0; i < a->n; i++)
-            add_bwd_sums(plane(a, a->x, i, ch), plane(a, a->dy, i, ch), NULL, a->hw, m, &s);
+            add_bwd_sums(a->fn, plane(a, a->x, i, ch), plane(a, a->dy, i, ch), NULL, a->hw, m, &s);
         const double g = a->gamma ? a->gamma[ch] : 1.0;
-        bwd_coef c;
+        dj__norm_coef c;
         const double dgamma = bwd_coefficients(&s, cnt, invstd, g * invstd, &c);
         if (a->dbeta)
             a->dbeta[ch] = (float)s.g;
@@ -307,7 +213,7 @@ static void bn_backward_channels(void *arg, size_t c0, size_t c1)
             a->dgamma[ch] = (float)dgamma;
         for (size_t i = 0; i < a->n; i++) {
             const float *xp = plane(a, a->x, i, ch);
-            bwd_dx(xp, plane(a, a->dy, i, ch), NULL, a->dx + (xp - a->x), a->hw, m, &c);
+            a->fn->bwd_dx(xp, plane(a, a->dy, i, ch), NULL, a->dx + (xp - a->x), a->hw, m, &c);
         }
     }
 }
@@ -316,7 +222,7 @@ void dj_batchnorm2d_backward(dj_pool *pool, int n, int c, int hw, const float *x
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              float *dx, float *dgamma, float *dbeta)
 {
-    bn_args a = {.n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .dy = dy,
+    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .dy = dy,
                  .gamma = gamma, .mean = save_mean, .invstd = save_invstd, .dx = dx,
                  .dgamma = dgamma, .dbeta = dbeta};
     dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.c, bn_backward_channels, &a);
@@ -325,6 +231,7 @@ void dj_batchnorm2d_backward(dj_pool *pool, int n, int c, int hw, const float *x
 /* ---- layer norm -------------------------------------------------------- */
 
 typedef struct {
+    const dj__norm_fns *fn;
     size_t rows, d;
     const float *x, *dy, *gamma, *beta;
     float eps;
@@ -335,11 +242,11 @@ typedef struct {
 
 /* y = (x - mean) * invstd * gamma + beta for one row, the mean given as
  * mean_hi + mean_lo as for normalize(); gamma and beta may be NULL. */
-static void ln_row_affine(const float *x, float *y, size_t d, float mean_hi, float mean_lo,
+static void ln_row_affine(const dj__norm_fns *fn, const float *x, float *y, size_t d, float mean_hi, float mean_lo,
                           float invstd, const float *gamma, const float *beta)
 {
     if (!gamma && !beta) {
-        normalize(x, y, d, mean_hi, mean_lo, invstd, 0.0f);
+        fn->normalize(x, y, d, mean_hi, mean_lo, invstd, 0.0f);
         return;
     }
     if (!gamma || !beta) {
@@ -368,10 +275,10 @@ static void ln_forward_rows(void *arg, size_t r0, size_t r1)
         const float *x = a->x + r * a->d;
         float *y = a->y + r * a->d;
         double s1 = 0, s2 = 0;
-        shifted_sums(x, a->d, x[0], &s1, &s2);
+        a->fn->sums(x, a->d, x[0], &s1, &s2);
         const double mean = x[0] + s1 / cnt;
         const double invstd = 1.0 / sqrt(variance(s1, s2, cnt) + (double)a->eps);
-        ln_row_affine(x, y, a->d, (float)mean, low_part(mean), (float)invstd, a->gamma,
+        ln_row_affine(a->fn, x, y, a->d, (float)mean, low_part(mean), (float)invstd, a->gamma,
                       a->beta);
         if (a->save_mean)
             a->save_mean[r] = (float)mean;
@@ -386,7 +293,7 @@ void dj_layernorm_forward(dj_pool *pool, int rows, int d, const float *x, const 
 {
     if (d <= 0)
         return;
-    ln_args a = {.rows = (size_t)rows, .d = (size_t)d, .x = x, .gamma = gamma, .beta = beta,
+    ln_args a = {.fn = fns(), .rows = (size_t)rows, .d = (size_t)d, .x = x, .gamma = gamma, .beta = beta,
                  .eps = eps, .y = y, .save_mean = save_mean, .save_invstd = save_invstd};
     dj_parallel_for(pool_for(pool, a.rows * a.d), a.rows, ln_forward_rows, &a);
 }
@@ -433,10 +340,10 @@ static void ln_backward_rows(void *arg, size_t r0, size_t r1)
         const float m = a->mean[r];
         const double invstd = a->invstd[r];
         bwd_sums s = {0, 0, 0};
-        add_bwd_sums(x, dy, a->gamma, d, m, &s);
-        bwd_coef c;
+        add_bwd_sums(a->fn, x, dy, a->gamma, d, m, &s);
+        dj__norm_coef c;
         bwd_coefficients(&s, (double)d, invstd, invstd, &c);
-        bwd_dx(x, dy, a->gamma, a->dx + r * d, d, m, &c);
+        a->fn->bwd_dx(x, dy, a->gamma, a->dx + r * d, d, m, &c);
     }
 }
 
@@ -444,7 +351,7 @@ void dj_layernorm_backward(dj_pool *pool, int rows, int d, const float *x, const
                            const float *gamma, const float *save_mean, const float *save_invstd,
                            float *dx, float *dgamma, float *dbeta)
 {
-    ln_args a = {.rows = (size_t)rows, .d = (size_t)d, .x = x, .dy = dy, .gamma = gamma,
+    ln_args a = {.fn = fns(), .rows = (size_t)rows, .d = (size_t)d, .x = x, .dy = dy, .gamma = gamma,
                  .mean = save_mean, .invstd = save_invstd, .dx = dx, .dgamma = dgamma,
                  .dbeta = dbeta};
     dj_pool *p = pool_for(pool, a.rows * a.d);

@@ -8,7 +8,9 @@
  * output (dx, dgamma, dbeta) against central finite differences of the
  * double-precision forward; the same for layer norm; NULL gamma/beta equal
  * to gamma = 1, beta = 0; in-place use; and bit-identical results for a
- * NULL pool and pools of 1, 2 and 3 threads on sizes that do split. */
+ * NULL pool and pools of 1, 2 and 3 threads on sizes that do split; the
+ * inner loops of every ISA the CPU runs bit-identical to the generic ones
+ * (norm.h), tails and in-place use included. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "dojo/kernels.h"
 #include "harness.h"
+#include "kernels/norm.h"
 #include "kernels/ref_kernels.h"
 
 static const float EPS = 1e-5f;
@@ -533,6 +536,59 @@ static void test_threads(void)
     free(x), free(dy), free(g), free(b), free(lx), free(ldy), free(lg), free(lb);
 }
 
+/* Each ISA's inner loops against the generic ones, bit for bit. */
+static void test_isas(void)
+{
+    enum { NMAX = 1031 };
+    static const size_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 200, 1031};
+    float *x = fvec(NMAX), *dy = fvec(NMAX), *g = fvec(NMAX), *r = fvec(NMAX), *o = fvec(NMAX);
+    float *xe = fvec(NMAX);
+    fill(x, NMAX, 81, -3, 5);
+    fill(dy, NMAX, 82, -1, 1);
+    fill(g, NMAX, 83, 0.5, 1.5);
+    x[100] = -2e-39f, dy[9] = 3e-40f; /* subnormal values */
+    memcpy(xe, x, NMAX * sizeof(float));
+    xe[5] = 1e30f, xe[13] = -3e25f; /* huge ones, for the elementwise loops only (in a sum
+                                     * they would hide the other terms) */
+    const dj__norm_fns *ref = &dj__norm_generic;
+    int compared = 0;
+    for (int isa = DJ_ISA_GENERIC + 1; isa < DJ_ISA_COUNT; isa++) {
+        const dj__norm_fns *f = dj__norm_fns_for((dj_isa)isa);
+        if (!dj_cpu_supports((dj_isa)isa) || f == ref)
+            continue;
+        compared++;
+        const char *name = dj_isa_name((dj_isa)isa);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const size_t n = lens[li];
+            double a1 = 0.25, a2 = 1, b1 = 0.25, b2 = 1;
+            ref->sums(x, n, 1.375, &a1, &a2);
+            f->sums(x, n, 1.375, &b1, &b2);
+            CHECK(memcmp(&a1, &b1, sizeof a1) == 0 && memcmp(&a2, &b2, sizeof a2) == 0,
+                  "%s sums, n = %zu: %.17g %.17g against generic %.17g %.17g", name, n, b1, b2,
+                  a1, a2);
+            for (int wg = 0; wg < 2; wg++) {
+                const float *gm = wg ? g : NULL;
+                double sa[3] = {0, 0.5, -1}, sb[3] = {0, 0.5, -1};
+                ref->bwd_sums(x, dy, gm, n, 0.75f, sa);
+                f->bwd_sums(x, dy, gm, n, 0.75f, sb);
+                CHECK(memcmp(sa, sb, sizeof sa) == 0, "%s bwd_sums (gamma %d), n = %zu differ",
+                      name, wg, n);
+                const dj__norm_coef c = {0.01, -0.2, 0.3, 1.7};
+                ref->bwd_dx(xe, dy, gm, r, n, 0.75f, &c);
+                f->bwd_dx(xe, dy, gm, o, n, 0.75f, &c);
+                CHECK(same(r, o, n), "%s bwd_dx (gamma %d), n = %zu differs", name, wg, n);
+            }
+            ref->normalize(xe, r, n, 1.25f, 3e-8f, 0.7f, -0.1f);
+            memcpy(o, xe, n * sizeof(float));
+            f->normalize(o, o, n, 1.25f, 3e-8f, 0.7f, -0.1f); /* in place */
+            CHECK(same(r, o, n), "%s normalize, n = %zu differs", name, n);
+        }
+    }
+    if (!compared)
+        printf("test_norm: no ISA beyond generic on this CPU; cross-ISA check skipped\n");
+    free(x), free(dy), free(g), free(r), free(o), free(xe);
+}
+
 int main(void)
 {
     test_bn_hand();
@@ -556,5 +612,6 @@ int main(void)
     test_ln_finite_diff(4, 19);
     test_ln_null_and_inplace();
     test_threads();
+    test_isas();
     return th_done("test_norm");
 }

@@ -1,0 +1,168 @@
+/* norm_impl.h - the inner loops of the normalisation kernels (norm.c),
+ * written once with GCC vector types and compiled per instruction set: the
+ * including file defines DJ_NORM_NAME, the name of the dj__norm_fns it
+ * exports (norm_generic.c plain, norm_avx2.c with AVX2).
+ *
+ * Every variant does the same operations in the same order on every value
+ * (eight double lanes per sum, lane k taking elements 8 i + k, the tail in
+ * lane 0, the lanes added pairwise; per-element formulas as written, and
+ * both files are built with -ffp-contract=off so that no multiply-add is
+ * fused), so the results are bit-identical across ISAs; test_norm.c checks
+ * it. Only the width of the registers differs. */
+#include <string.h>
+
+#include "kernels/norm.h"
+
+/* Without AVX a v4d is two SSE registers; every function that passes one is
+ * static and inlined, so the ABI note does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float v4f_n __attribute__((vector_size(16)));
+typedef float v8f_n __attribute__((vector_size(32)));
+typedef double v4d_n __attribute__((vector_size(32)));
+
+#define AI static inline __attribute__((always_inline))
+
+/* Eight floats at p as two vectors of four doubles. */
+AI void ld8d(const float *p, v4d_n *lo, v4d_n *hi)
+{
+    v4f_n a, b;
+    memcpy(&a, p, sizeof a);
+    memcpy(&b, p + 4, sizeof b);
+    *lo = __builtin_convertvector(a, v4d_n);
+    *hi = __builtin_convertvector(b, v4d_n);
+}
+
+AI v4d_n splat4d(double v)
+{
+    return (v4d_n){v, v, v, v};
+}
+
+/* The eight lanes (lo: 0..3, hi: 4..7) into an array. */
+AI void lanes_out(v4d_n lo, v4d_n hi, double a[8])
+{
+    memcpy(a, &lo, sizeof lo);
+    memcpy(a + 4, &hi, sizeof hi);
+}
+
+AI double lanes_sum(const double a[8])
+{
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static void shifted_sums(const float *x, size_t n, double shift, double *s1, double *s2)
+{
+    const v4d_n sh = splat4d(shift);
+    v4d_n a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4d_n x0, x1;
+        ld8d(x + i, &x0, &x1);
+        const v4d_n d0 = x0 - sh, d1 = x1 - sh;
+        a0 += d0;
+        a1 += d1;
+        b0 += d0 * d0;
+        b1 += d1 * d1;
+    }
+    double a[8], b[8];
+    lanes_out(a0, a1, a);
+    lanes_out(b0, b1, b);
+    for (; i < n; i++) {
+        const double d = (double)x[i] - shift;
+        a[0] += d;
+        b[0] += d * d;
+    }
+    *s1 += lanes_sum(a);
+    *s2 += lanes_sum(b);
+}
+
+/* g = dy, or dy * gamma (both widened first) */
+static void bwd_sums(const float *x, const float *dy, const float *gamma, size_t n, float m,
+                     double s[3])
+{
+    const v4d_n mv = splat4d(m);
+    v4d_n a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4d_n x0, x1, g0, g1;
+        ld8d(x + i, &x0, &x1);
+        ld8d(dy + i, &g0, &g1);
+        if (gamma) {
+            v4d_n m0, m1;
+            ld8d(gamma + i, &m0, &m1);
+            g0 *= m0;
+            g1 *= m1;
+        }
+        const v4d_n d0 = x0 - mv, d1 = x1 - mv;
+        a0 += d0;
+        a1 += d1;
+        b0 += g0;
+        b1 += g1;
+        c0 += g0 * d0;
+        c1 += g1 * d1;
+    }
+    double a[8], b[8], c[8];
+    lanes_out(a0, a1, a);
+    lanes_out(b0, b1, b);
+    lanes_out(c0, c1, c);
+    for (; i < n; i++) {
+        const double d = (double)x[i] - m, g = gamma ? (double)dy[i] * gamma[i] : dy[i];
+        a[0] += d;
+        b[0] += g;
+        c[0] += g * d;
+    }
+    s[0] += lanes_sum(a);
+    s[1] += lanes_sum(b);
+    s[2] += lanes_sum(c);
+}
+
+/* dx = (float)(((g - mg) - ((x - m) - shift) * k) * scale), in double */
+static void bwd_dx(const float *x, const float *dy, const float *gamma, float *dx, size_t n,
+                   float m, const dj__norm_coef *c)
+{
+    const double shift = c->shift, mg = c->mg, k = c->k, scale = c->scale;
+    const v4d_n mv = splat4d(m), shv = splat4d(shift), mgv = splat4d(mg), kv = splat4d(k),
+                scv = splat4d(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4d_n x0, x1, g0, g1;
+        ld8d(x + i, &x0, &x1);
+        ld8d(dy + i, &g0, &g1);
+        if (gamma) {
+            v4d_n m0, m1;
+            ld8d(gamma + i, &m0, &m1);
+            g0 *= m0;
+            g1 *= m1;
+        }
+        const v4d_n r0 = ((g0 - mgv) - ((x0 - mv) - shv) * kv) * scv;
+        const v4d_n r1 = ((g1 - mgv) - ((x1 - mv) - shv) * kv) * scv;
+        const v4f_n f0 = __builtin_convertvector(r0, v4f_n), f1 = __builtin_convertvector(r1, v4f_n);
+        memcpy(dx + i, &f0, sizeof f0);
+        memcpy(dx + i + 4, &f1, sizeof f1);
+    }
+    for (; i < n; i++) {
+        const double g = gamma ? (double)dy[i] * gamma[i] : dy[i];
+        dx[i] = (float)(((g - mg) - (((double)x[i] - m) - shift) * k) * scale);
+    }
+}
+
+/* y = ((x - mean_hi) - mean_lo) * scale + shift in float; y may be x */
+static void normalize(const float *x, float *y, size_t n, float mean_hi, float mean_lo, float scale,
+                      float shift)
+{
+    const v8f_n mh = {mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi};
+    const v8f_n ml = {mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo};
+    const v8f_n sc = {scale, scale, scale, scale, scale, scale, scale, scale};
+    const v8f_n sh = {shift, shift, shift, shift, shift, shift, shift, shift};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f_n v;
+        memcpy(&v, x + i, sizeof v);
+        v = ((v - mh) - ml) * sc + sh;
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++)
+        y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+}
+
+const dj__norm_fns DJ_NORM_NAME = {shifted_sums, bwd_sums, bwd_dx, normalize};
