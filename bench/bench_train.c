@@ -76,9 +76,15 @@ static int int_opt(const char *o, const char *v, long long lo, long long hi, int
     return 0;
 }
 
+/* Percent of `threads` CPUs busy for `cpu` CPU seconds over `wall`. */
+static double busy(double cpu, double wall, int threads)
+{
+    return wall > 0 ? 100 * cpu / (wall * threads) : 0;
+}
+
 /* --profile: `steps` more steps with per-layer timing, printed as a table. */
 static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, int batch,
-                         int steps)
+                         int steps, int threads)
 {
     dj_model *m = dj_train_stepper_model(s);
     const size_t nl = dj_model_profile_report(m, NULL, 0);
@@ -86,17 +92,20 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
     if (!p)
         return -1;
     dj_model_profile(m, 1);
-    const double w0 = clock_s(CLOCK_MONOTONIC);
+    const double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < steps; i++)
         dj_train_stepper_step(s, x, y, batch);
     const double wall = clock_s(CLOCK_MONOTONIC) - w0;
+    const double cpu_all = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
     dj_model_profile(m, 0);
     dj_model_profile_report(m, p, nl);
     const double per = 1e3 / steps, total = wall * per;
-    double f = 0, b = 0, e = 0;
-    printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each):\n", steps, total);
-    printf("%-22s %-18s %-12s %9s %9s %9s %7s\n", "layer", "kind", "output", "forward", "backward",
-           "encoding", "share");
+    double f = 0, b = 0, e = 0, cpu = 0;
+    printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each); cpu: the threads'\n"
+           "busy share (process CPU time / (wall time x %d threads)):\n",
+           steps, total, threads);
+    printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s\n", "layer", "kind", "output", "forward",
+           "backward", "encoding", "share", "cpu");
     for (size_t i = 0; i < nl; i++) {
         char shape[48] = "";
         if (p[i].out_ndim == 3)
@@ -108,17 +117,20 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
         snprintf(kind, sizeof kind, "%*s%s%s", 2 * p[i].depth, "", p[i].kind,
                  p[i].kind && !strcmp(p[i].kind, "Residual") ? " (sum)" : "");
         const double t = (p[i].forward_s + p[i].backward_s) * per;
-        printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %6.1f%%%s\n", p[i].name, kind, shape,
+        printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %6.1f%% %4.0f%%%s\n", p[i].name, kind, shape,
                p[i].forward_s * per, p[i].backward_s * per, p[i].encode_s * per,
-               100 * t / total, p[i].fused ? "  (in the next layer)" : "");
+               100 * t / total, busy(p[i].cpu_s, p[i].forward_s + p[i].backward_s, threads),
+               p[i].fused ? "  (in the next layer)" : "");
         f += p[i].forward_s;
         b += p[i].backward_s;
         e += p[i].encode_s;
+        cpu += p[i].cpu_s;
     }
     const double rest = total - (f + b) * per;
-    printf("%-22s %-18s %-12s %9s %9s %9s %6.1f%%\n", "(rest)", "loss, update", "", "", "", "",
-           100 * rest / total);
-    printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f\n", "total", "", "", f * per, b * per, e * per);
+    printf("%-22s %-18s %-12s %9s %9s %9s %6.1f%% %4.0f%%\n", "(rest)", "loss, update", "", "", "",
+           "", 100 * rest / total, busy(cpu_all - cpu, wall - f - b, threads));
+    printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %7s %4.0f%%\n", "total", "", "", f * per, b * per,
+           e * per, "", busy(cpu_all, wall, threads));
     free(p);
     return 0;
 }
@@ -228,7 +240,7 @@ int dj_bench_train(int argc, char **argv)
            best_busy < 0.9 ? " *" : "", gflops, repeat, steps, loss);
     if (best_busy < 0.9)
         printf("* the threads had %.0f%% of their CPUs: other load on the machine\n", 100 * best_busy);
-    if (profile && print_profile(s, x, y, c.batch_size, steps) != 0) {
+    if (profile && print_profile(s, x, y, c.batch_size, steps, c.threads) != 0) {
         dj_free(x);
         free(y);
         dj_train_stepper_free(s);

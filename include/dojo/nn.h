@@ -120,6 +120,7 @@ typedef struct {
     int out_ndim;
     double forward_s, backward_s;
     double encode_s;          /* of those, quantising operands (8-bit, bf16 policies) */
+    double cpu_s;             /* process CPU time (all threads) of forward and backward */
 } dj_layer_profile;
 
 /* Fills up to cap entries in depth-first order (out may be NULL); returns

@@ -16,12 +16,42 @@
 
 #include "nn/nn_internal.h"
 
-/* Monotonic seconds, for dj_model_profile. */
-static double now_s(void)
+/* Seconds on a clock, for dj_model_profile. */
+static double clock_of(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now_s(void)
+{
+    return clock_of(CLOCK_MONOTONIC);
+}
+
+/* Profiling one layer call: wall and process CPU time at its start. */
+typedef struct {
+    double wall, cpu;
+} prof_mark;
+
+static prof_mark prof_start(const dj_model *m)
+{
+    prof_mark p = {0, 0};
+    if (m->profile) {
+        p.wall = now_s();
+        p.cpu = clock_of(CLOCK_PROCESS_CPUTIME_ID);
+    }
+    return p;
+}
+
+/* Adds the call's wall time to *t and its CPU time (all threads) to the
+ * layer's. */
+static void prof_end(const dj_model *m, dj_layer *L, prof_mark p, double *t)
+{
+    if (!m->profile)
+        return;
+    *t += now_s() - p.wall;
+    L->t_cpu += clock_of(CLOCK_PROCESS_CPUTIME_ID) - p.cpu;
 }
 
 static float *pf(dj_model *m, int idx)
@@ -350,10 +380,9 @@ const float *dj_seq_forward(dj_model *m, dj_seq *s, dj_pool *pool, const float *
                             int train, uint64_t seed, uint64_t step)
 {
     for (int i = 0; i < s->count; i++) {
-        const double t0 = m->profile ? now_s() : 0;
+        const prof_mark p = prof_start(m);
         x = layer_forward(m, &s->layers[i], pool, x, n, train, seed, step);
-        if (m->profile)
-            s->layers[i].t_fwd += now_s() - t0;
+        prof_end(m, &s->layers[i], p, &s->layers[i].t_fwd);
     }
     return x;
 }
@@ -363,10 +392,9 @@ const float *dj_seq_backward(dj_model *m, dj_seq *s, dj_pool *pool, const float 
 {
     for (int i = s->count - 1; i >= 0; i--) {
         float *dst = dy == s->gbuf[0] ? s->gbuf[1] : s->gbuf[0];
-        const double t0 = m->profile ? now_s() : 0;
+        const prof_mark p = prof_start(m);
         dy = layer_backward(m, &s->layers[i], pool, dy, n, dst, i > 0 || need_dx);
-        if (m->profile)
-            s->layers[i].t_bwd += now_s() - t0;
+        prof_end(m, &s->layers[i], p, &s->layers[i].t_bwd);
         if (!dy)
             return NULL;
     }

@@ -1637,7 +1637,7 @@ static void visit(dj_seq *s, layer_fn fn, void *arg)
 static void zero_times(dj_layer *L, void *arg)
 {
     (void)arg;
-    L->t_fwd = L->t_bwd = L->t_enc = 0;
+    L->t_fwd = L->t_bwd = L->t_enc = L->t_cpu = 0;
 }
 
 void dj_model_profile(dj_model *m, int on)
@@ -1649,12 +1649,13 @@ void dj_model_profile(dj_model *m, int on)
     m->profile = on ? 1 : 0;
 }
 
-/* Inclusive forward and backward seconds of a sequence. */
-static void seq_times(const dj_seq *s, double *f, double *b)
+/* Inclusive forward, backward and CPU seconds of a sequence. */
+static void seq_times(const dj_seq *s, double *f, double *b, double *c)
 {
     for (int i = 0; i < s->count; i++) {
         *f += s->layers[i].t_fwd;
         *b += s->layers[i].t_bwd;
+        *c += s->layers[i].t_cpu;
     }
 }
 
@@ -1672,16 +1673,18 @@ static void profile_seq(const dj_seq *s, int depth, dj_layer_profile *out, size_
             p->out_ndim = L->out.ndim;
             for (int d = 0; d < L->out.ndim && d < 3; d++)
                 p->out[d] = L->out.d[d];
-            double f = L->t_fwd, b = L->t_bwd;
+            double f = L->t_fwd, b = L->t_bwd, cpu = L->t_cpu;
             if (L->kind == DJ_L_RESIDUAL) { /* self time: the sum */
-                double cf = 0, cb = 0;
-                seq_times(&L->body, &cf, &cb);
-                seq_times(&L->shortcut, &cf, &cb);
+                double cf = 0, cb = 0, cc = 0;
+                seq_times(&L->body, &cf, &cb, &cc);
+                seq_times(&L->shortcut, &cf, &cb, &cc);
                 f -= cf;
                 b -= cb;
+                cpu -= cc;
             }
             p->forward_s = f > 0 ? f : 0;
             p->backward_s = b > 0 ? b : 0;
+            p->cpu_s = cpu > 0 ? cpu : 0;
             p->encode_s = L->t_enc;
         }
         (*k)++;

@@ -131,8 +131,9 @@ struct dj_layer {
      * stores nothing. Set on both layers by dj_model_prepare. */
     int relu_pool;
 
-    /* dj_model_profile: inclusive seconds of forward, backward, encoding */
-    double t_fwd, t_bwd, t_enc;
+    /* dj_model_profile: inclusive seconds of forward, backward, encoding;
+     * process CPU seconds of forward and backward */
+    double t_fwd, t_bwd, t_enc, t_cpu;
 };
 
 /* Size limits that keep hostile specs from asking for terabytes. */
