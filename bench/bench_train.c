@@ -117,10 +117,14 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
         snprintf(kind, sizeof kind, "%*s%s%s", 2 * p[i].depth, "", p[i].kind,
                  p[i].kind && !strcmp(p[i].kind, "Residual") ? " (sum)" : "");
         const double t = (p[i].forward_s + p[i].backward_s) * per;
-        printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %6.1f%% %4.0f%%%s\n", p[i].name, kind, shape,
+        if (p[i].fused) {
+            printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s  (in the %s layer)\n", p[i].name, kind,
+                   shape, "-", "-", "-", "-", "-", p[i].fused == 1 ? "next" : "previous");
+            continue;
+        }
+        printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %6.1f%% %4.0f%%\n", p[i].name, kind, shape,
                p[i].forward_s * per, p[i].backward_s * per, p[i].encode_s * per,
-               100 * t / total, busy(p[i].cpu_s, p[i].forward_s + p[i].backward_s, threads),
-               p[i].fused ? "  (in the next layer)" : "");
+               100 * t / total, busy(p[i].cpu_s, p[i].forward_s + p[i].backward_s, threads));
         f += p[i].forward_s;
         b += p[i].backward_s;
         e += p[i].encode_s;

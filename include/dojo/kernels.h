@@ -195,6 +195,22 @@ void dj_batchnorm2d_forward_eval(dj_pool *pool, int n, int c, int hw, const floa
 void dj_batchnorm2d_backward(dj_pool *pool, int n, int c, int hw, const float *x, const float *dy,
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              float *dx, float *dgamma, float *dbeta);
+/* BatchNorm2d followed by ReLU in one pass: y = relu(batchnorm(x)), the
+ * same bits as dj_batchnorm2d_forward_* then dj_relu_forward. The backward
+ * takes that y (the mask: dy is dropped where y <= 0) and gives what
+ * dj_relu_backward then dj_batchnorm2d_backward give. */
+void dj_batchnorm2d_relu_forward_train(dj_pool *pool, int n, int c, int hw, const float *x,
+                                       const float *gamma, const float *beta, float eps,
+                                       float momentum, float *running_mean, float *running_var,
+                                       float *y, float *save_mean, float *save_invstd);
+void dj_batchnorm2d_relu_forward_eval(dj_pool *pool, int n, int c, int hw, const float *x,
+                                      const float *gamma, const float *beta, float eps,
+                                      const float *running_mean, const float *running_var,
+                                      float *y);
+void dj_batchnorm2d_relu_backward(dj_pool *pool, int n, int c, int hw, const float *x,
+                                  const float *y, const float *dy, const float *gamma,
+                                  const float *save_mean, const float *save_invstd, float *dx,
+                                  float *dgamma, float *dbeta);
 /* LayerNorm over the last d values of each of `rows` rows (elementwise
  * affine gamma, beta of length d). */
 void dj_layernorm_forward(dj_pool *pool, int rows, int d, const float *x, const float *gamma,

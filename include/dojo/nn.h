@@ -115,7 +115,9 @@ typedef struct {
     char name[112];           /* "3.body.1" */
     const char *kind;         /* "Conv2d" */
     int depth;                /* Residual nesting */
-    int fused;                /* done by the next layer's kernel (ReLU before MaxPool2d) */
+    int fused;                /* done by another layer's kernel: 1 the next one (a ReLU
+                               * before a MaxPool2d), 2 the one before (a ReLU after a
+                               * BatchNorm2d) */
     int64_t out[3];           /* per-sample output shape */
     int out_ndim;
     double forward_s, backward_s;

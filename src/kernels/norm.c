@@ -61,10 +61,10 @@ typedef struct {
 } bwd_sums;
 
 static void add_bwd_sums(const dj__norm_fns *fn, const float *x, const float *dy,
-                         const float *gamma, size_t n, float m, bwd_sums *s)
+                         const float *mask, const float *gamma, size_t n, float m, bwd_sums *s)
 {
     double t[3] = {s->d, s->g, s->gd};
-    fn->bwd_sums(x, dy, gamma, n, m, t);
+    fn->bwd_sums(x, dy, mask, gamma, n, m, t);
     s->d = t[0];
     s->g = t[1];
     s->gd = t[2];
@@ -105,6 +105,8 @@ typedef struct {
     const dj__norm_fns *fn;
     size_t n, c, hw;
     const float *x, *dy, *gamma, *beta;
+    int relu;                        /* forward: a ReLU after the normalisation */
+    const float *mask;               /* backward: that ReLU's output (or NULL) */
     float eps, momentum;
     float *running_mean, *running_var, *y, *save_mean, *save_invstd;
     const float *mean, *invstd;     /* saved statistics, for backward */
@@ -135,7 +137,7 @@ static void bn_train_channels(void *arg, size_t c0, size_t c1)
         for (size_t i = 0; i < a->n; i++) {
             const float *xp = plane(a, a->x, i, ch);
             a->fn->normalize(xp, a->y + (xp - a->x), a->hw, (float)mean, low_part(mean),
-                      (float)(g * invstd), bias);
+                             (float)(g * invstd), bias, a->relu);
         }
         if (a->save_mean)
             a->save_mean[ch] = (float)mean;
@@ -155,18 +157,36 @@ static void bn_train_channels(void *arg, size_t c0, size_t c1)
     }
 }
 
+static void bn_forward_train(dj_pool *pool, int n, int c, int hw, const float *x,
+                             const float *gamma, const float *beta, float eps, float momentum,
+                             float *running_mean, float *running_var, float *y, float *save_mean,
+                             float *save_invstd, int relu)
+{
+    if (n <= 0 || hw <= 0)
+        return; /* no values: nothing to normalise, no statistics */
+    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x,
+                 .gamma = gamma, .beta = beta, .relu = relu, .eps = eps, .momentum = momentum,
+                 .running_mean = running_mean, .running_var = running_var, .y = y,
+                 .save_mean = save_mean, .save_invstd = save_invstd};
+    dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.c, bn_train_channels, &a);
+}
+
 void dj_batchnorm2d_forward_train(dj_pool *pool, int n, int c, int hw, const float *x,
                                   const float *gamma, const float *beta, float eps,
                                   float momentum, float *running_mean, float *running_var,
                                   float *y, float *save_mean, float *save_invstd)
 {
-    if (n <= 0 || hw <= 0)
-        return; /* no values: nothing to normalise, no statistics */
-    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
-                 .beta = beta, .eps = eps, .momentum = momentum, .running_mean = running_mean,
-                 .running_var = running_var, .y = y, .save_mean = save_mean,
-                 .save_invstd = save_invstd};
-    dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.c, bn_train_channels, &a);
+    bn_forward_train(pool, n, c, hw, x, gamma, beta, eps, momentum, running_mean, running_var, y,
+                     save_mean, save_invstd, 0);
+}
+
+void dj_batchnorm2d_relu_forward_train(dj_pool *pool, int n, int c, int hw, const float *x,
+                                       const float *gamma, const float *beta, float eps,
+                                       float momentum, float *running_mean, float *running_var,
+                                       float *y, float *save_mean, float *save_invstd)
+{
+    bn_forward_train(pool, n, c, hw, x, gamma, beta, eps, momentum, running_mean, running_var, y,
+                     save_mean, save_invstd, 1);
 }
 
 /* Eval mode is elementwise: split over (n, c) planes. */
@@ -178,18 +198,34 @@ static void bn_eval_planes(void *arg, size_t p0, size_t p1)
         const double invstd = 1.0 / sqrt((double)a->run_var[ch] + (double)a->eps);
         const double g = a->gamma ? a->gamma[ch] : 1.0;
         a->fn->normalize(a->x + p * a->hw, a->y + p * a->hw, a->hw, a->run_mean[ch], 0.0f,
-                  (float)(g * invstd), a->beta ? a->beta[ch] : 0.0f);
+                         (float)(g * invstd), a->beta ? a->beta[ch] : 0.0f, a->relu);
     }
+}
+
+static void bn_forward_eval(dj_pool *pool, int n, int c, int hw, const float *x,
+                            const float *gamma, const float *beta, float eps,
+                            const float *running_mean, const float *running_var, float *y,
+                            int relu)
+{
+    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x,
+                 .gamma = gamma, .beta = beta, .relu = relu, .eps = eps,
+                 .run_mean = running_mean, .run_var = running_var, .y = y};
+    dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.n * a.c, bn_eval_planes, &a);
 }
 
 void dj_batchnorm2d_forward_eval(dj_pool *pool, int n, int c, int hw, const float *x,
                                  const float *gamma, const float *beta, float eps,
                                  const float *running_mean, const float *running_var, float *y)
 {
-    bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .gamma = gamma,
-                 .beta = beta, .eps = eps, .run_mean = running_mean,
-                 .run_var = running_var, .y = y};
-    dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.n * a.c, bn_eval_planes, &a);
+    bn_forward_eval(pool, n, c, hw, x, gamma, beta, eps, running_mean, running_var, y, 0);
+}
+
+void dj_batchnorm2d_relu_forward_eval(dj_pool *pool, int n, int c, int hw, const float *x,
+                                      const float *gamma, const float *beta, float eps,
+                                      const float *running_mean, const float *running_var,
+                                      float *y)
+{
+    bn_forward_eval(pool, n, c, hw, x, gamma, beta, eps, running_mean, running_var, y, 1);
 }
 
 /* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), with
@@ -203,7 +239,8 @@ static void bn_backward_channels(void *arg, size_t c0, size_t c1)
         const double invstd = a->invstd[ch];
         bwd_sums s = {0, 0, 0};
         for (size_t i = 0; i < a->n; i++)
-            add_bwd_sums(a->fn, plane(a, a->x, i, ch), plane(a, a->dy, i, ch), NULL, a->hw, m, &s);
+            add_bwd_sums(a->fn, plane(a, a->x, i, ch), plane(a, a->dy, i, ch),
+                         a->mask ? plane(a, a->mask, i, ch) : NULL, NULL, a->hw, m, &s);
         const double g = a->gamma ? a->gamma[ch] : 1.0;
         dj__norm_coef c;
         const double dgamma = bwd_coefficients(&s, cnt, invstd, g * invstd, &c);
@@ -213,7 +250,8 @@ static void bn_backward_channels(void *arg, size_t c0, size_t c1)
             a->dgamma[ch] = (float)dgamma;
         for (size_t i = 0; i < a->n; i++) {
             const float *xp = plane(a, a->x, i, ch);
-            a->fn->bwd_dx(xp, plane(a, a->dy, i, ch), NULL, a->dx + (xp - a->x), a->hw, m, &c);
+            a->fn->bwd_dx(xp, plane(a, a->dy, i, ch), a->mask ? plane(a, a->mask, i, ch) : NULL,
+                          NULL, a->dx + (xp - a->x), a->hw, m, &c);
         }
     }
 }
@@ -222,8 +260,17 @@ void dj_batchnorm2d_backward(dj_pool *pool, int n, int c, int hw, const float *x
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              float *dx, float *dgamma, float *dbeta)
 {
+    dj_batchnorm2d_relu_backward(pool, n, c, hw, x, NULL, dy, gamma, save_mean, save_invstd, dx,
+                                 dgamma, dbeta);
+}
+
+void dj_batchnorm2d_relu_backward(dj_pool *pool, int n, int c, int hw, const float *x,
+                                  const float *y, const float *dy, const float *gamma,
+                                  const float *save_mean, const float *save_invstd, float *dx,
+                                  float *dgamma, float *dbeta)
+{
     bn_args a = {.fn = fns(), .n = (size_t)n, .c = (size_t)c, .hw = (size_t)hw, .x = x, .dy = dy,
-                 .gamma = gamma, .mean = save_mean, .invstd = save_invstd, .dx = dx,
+                 .mask = y, .gamma = gamma, .mean = save_mean, .invstd = save_invstd, .dx = dx,
                  .dgamma = dgamma, .dbeta = dbeta};
     dj_parallel_for(pool_for(pool, a.n * a.c * a.hw), a.c, bn_backward_channels, &a);
 }
@@ -246,7 +293,7 @@ static void ln_row_affine(const dj__norm_fns *fn, const float *x, float *y, size
                           float invstd, const float *gamma, const float *beta)
 {
     if (!gamma && !beta) {
-        fn->normalize(x, y, d, mean_hi, mean_lo, invstd, 0.0f);
+        fn->normalize(x, y, d, mean_hi, mean_lo, invstd, 0.0f, 0);
         return;
     }
     if (!gamma || !beta) {
@@ -340,10 +387,10 @@ static void ln_backward_rows(void *arg, size_t r0, size_t r1)
         const float m = a->mean[r];
         const double invstd = a->invstd[r];
         bwd_sums s = {0, 0, 0};
-        add_bwd_sums(a->fn, x, dy, a->gamma, d, m, &s);
+        add_bwd_sums(a->fn, x, dy, NULL, a->gamma, d, m, &s);
         dj__norm_coef c;
         bwd_coefficients(&s, (double)d, invstd, invstd, &c);
-        a->fn->bwd_dx(x, dy, a->gamma, a->dx + r * d, d, m, &c);
+        a->fn->bwd_dx(x, dy, NULL, a->gamma, a->dx + r * d, d, m, &c);
     }
 }
 

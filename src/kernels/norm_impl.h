@@ -33,6 +33,32 @@ AI void ld8d(const float *p, v4d_n *lo, v4d_n *hi)
     *hi = __builtin_convertvector(b, v4d_n);
 }
 
+typedef int v8i_n __attribute__((vector_size(32)));
+
+/* Eight gradients at dy as two vectors of four doubles, zero where the
+ * ReLU mask (its output) is <= 0 (mask NULL: none), as relu's backward. */
+AI void ld8g(const float *dy, const float *mask, v4d_n *lo, v4d_n *hi)
+{
+    if (!mask) {
+        ld8d(dy, lo, hi);
+        return;
+    }
+    v8f_n g, mk;
+    memcpy(&g, dy, sizeof g);
+    memcpy(&mk, mask, sizeof mk);
+    const v8i_n zero = {0};
+    g = (v8f_n)((v8i_n)g & ~(mk <= (v8f_n)zero));
+    const v4f_n a = {g[0], g[1], g[2], g[3]}, b = {g[4], g[5], g[6], g[7]};
+    *lo = __builtin_convertvector(a, v4d_n);
+    *hi = __builtin_convertvector(b, v4d_n);
+}
+
+/* The same for one value. */
+AI double g1(const float *dy, const float *mask, size_t i)
+{
+    return mask && mask[i] <= 0.0f ? 0.0 : (double)dy[i];
+}
+
 AI v4d_n splat4d(double v)
 {
     return (v4d_n){v, v, v, v};
@@ -76,9 +102,9 @@ static void shifted_sums(const float *x, size_t n, double shift, double *s1, dou
     *s2 += lanes_sum(b);
 }
 
-/* g = dy, or dy * gamma (both widened first) */
-static void bwd_sums(const float *x, const float *dy, const float *gamma, size_t n, float m,
-                     double s[3])
+/* g = dy (0 where mask <= 0), or that times gamma (both widened first) */
+static void bwd_sums(const float *x, const float *dy, const float *mask, const float *gamma,
+                     size_t n, float m, double s[3])
 {
     const v4d_n mv = splat4d(m);
     v4d_n a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0};
@@ -86,7 +112,7 @@ static void bwd_sums(const float *x, const float *dy, const float *gamma, size_t
     for (; i + 8 <= n; i += 8) {
         v4d_n x0, x1, g0, g1;
         ld8d(x + i, &x0, &x1);
-        ld8d(dy + i, &g0, &g1);
+        ld8g(dy + i, mask ? mask + i : NULL, &g0, &g1);
         if (gamma) {
             v4d_n m0, m1;
             ld8d(gamma + i, &m0, &m1);
@@ -106,7 +132,7 @@ static void bwd_sums(const float *x, const float *dy, const float *gamma, size_t
     lanes_out(b0, b1, b);
     lanes_out(c0, c1, c);
     for (; i < n; i++) {
-        const double d = (double)x[i] - m, g = gamma ? (double)dy[i] * gamma[i] : dy[i];
+        const double d = (double)x[i] - m, g = gamma ? g1(dy, mask, i) * gamma[i] : g1(dy, mask, i);
         a[0] += d;
         b[0] += g;
         c[0] += g * d;
@@ -117,8 +143,8 @@ static void bwd_sums(const float *x, const float *dy, const float *gamma, size_t
 }
 
 /* dx = (float)(((g - mg) - ((x - m) - shift) * k) * scale), in double */
-static void bwd_dx(const float *x, const float *dy, const float *gamma, float *dx, size_t n,
-                   float m, const dj__norm_coef *c)
+static void bwd_dx(const float *x, const float *dy, const float *mask, const float *gamma,
+                   float *dx, size_t n, float m, const dj__norm_coef *c)
 {
     const double shift = c->shift, mg = c->mg, k = c->k, scale = c->scale;
     const v4d_n mv = splat4d(m), shv = splat4d(shift), mgv = splat4d(mg), kv = splat4d(k),
@@ -127,7 +153,7 @@ static void bwd_dx(const float *x, const float *dy, const float *gamma, float *d
     for (; i + 8 <= n; i += 8) {
         v4d_n x0, x1, g0, g1;
         ld8d(x + i, &x0, &x1);
-        ld8d(dy + i, &g0, &g1);
+        ld8g(dy + i, mask ? mask + i : NULL, &g0, &g1);
         if (gamma) {
             v4d_n m0, m1;
             ld8d(gamma + i, &m0, &m1);
@@ -141,15 +167,17 @@ static void bwd_dx(const float *x, const float *dy, const float *gamma, float *d
         memcpy(dx + i + 4, &f1, sizeof f1);
     }
     for (; i < n; i++) {
-        const double g = gamma ? (double)dy[i] * gamma[i] : dy[i];
+        const double g = gamma ? g1(dy, mask, i) * gamma[i] : g1(dy, mask, i);
         dx[i] = (float)(((g - mg) - (((double)x[i] - m) - shift) * k) * scale);
     }
 }
 
-/* y = ((x - mean_hi) - mean_lo) * scale + shift in float; y may be x */
+/* y = ((x - mean_hi) - mean_lo) * scale + shift in float, then (relu) x <
+ * 0 ? 0 : x; y may be x */
 static void normalize(const float *x, float *y, size_t n, float mean_hi, float mean_lo, float scale,
-                      float shift)
+                      float shift, int relu)
 {
+    const v8i_n zero = {0};
     const v8f_n mh = {mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi, mean_hi};
     const v8f_n ml = {mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo, mean_lo};
     const v8f_n sc = {scale, scale, scale, scale, scale, scale, scale, scale};
@@ -159,10 +187,14 @@ static void normalize(const float *x, float *y, size_t n, float mean_hi, float m
         v8f_n v;
         memcpy(&v, x + i, sizeof v);
         v = ((v - mh) - ml) * sc + sh;
+        if (relu)
+            v = (v8f_n)((v8i_n)v & ~(v < (v8f_n)zero));
         memcpy(y + i, &v, sizeof v);
     }
-    for (; i < n; i++)
-        y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+    for (; i < n; i++) {
+        const float t = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+        y[i] = relu && t < 0.0f ? 0.0f : t;
+    }
 }
 
 const dj__norm_fns DJ_NORM_NAME = {shifted_sums, bwd_sums, bwd_dx, normalize};

@@ -155,14 +155,15 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
     case DJ_L_BATCHNORM2D: {
         int c = (int)L->in.d[0], hw = (int)(L->in.d[1] * L->in.d[2]);
         if (train) {
-            dj_batchnorm2d_forward_train(pool, n, c, hw, x, pf(m, L->p_weight), pf(m, L->p_bias),
-                                         L->eps, L->momentum, pf(m, L->p_mean), pf(m, L->p_var),
-                                         L->y, L->save_mean, L->save_invstd);
+            (L->bn_relu ? dj_batchnorm2d_relu_forward_train : dj_batchnorm2d_forward_train)(
+                pool, n, c, hw, x, pf(m, L->p_weight), pf(m, L->p_bias), L->eps, L->momentum,
+                pf(m, L->p_mean), pf(m, L->p_var), L->y, L->save_mean, L->save_invstd);
             int64_t *count = (int64_t *)m->params[L->p_count].value.data;
             (*count)++;
         } else {
-            dj_batchnorm2d_forward_eval(pool, n, c, hw, x, pf(m, L->p_weight), pf(m, L->p_bias),
-                                        L->eps, pf(m, L->p_mean), pf(m, L->p_var), L->y);
+            (L->bn_relu ? dj_batchnorm2d_relu_forward_eval : dj_batchnorm2d_forward_eval)(
+                pool, n, c, hw, x, pf(m, L->p_weight), pf(m, L->p_bias), L->eps, pf(m, L->p_mean),
+                pf(m, L->p_var), L->y);
         }
         return L->y;
     }
@@ -171,7 +172,7 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
                              L->eps, L->y, L->save_mean, L->save_invstd);
         return L->y;
     case DJ_L_RELU:
-        if (L->relu_pool) /* the MaxPool2d after it does it */
+        if (L->relu_pool || L->bn_relu) /* the MaxPool2d after it or the BatchNorm2d before */
             return x;
         dj_relu_forward(pool, nin, x, L->y);
         return L->y;
@@ -239,7 +240,8 @@ static void batchnorm_eval_backward(dj_model *m, const dj_layer *L, int n, const
         for (int i = 0; i < n; i++) {
             size_t off = ((size_t)i * (size_t)c + (size_t)ch) * hw;
             for (size_t k = 0; k < hw; k++) {
-                float g = dy[off + k];
+                /* a fused ReLU's backward first: dropped where its output <= 0 */
+                float g = L->bn_relu && L->y[off + k] <= 0.0f ? 0.0f : dy[off + k];
                 sb += g;
                 sg += (double)g * (double)((x[off + k] - mean[ch]) * invstd);
                 if (dx)
@@ -303,8 +305,9 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     case DJ_L_BATCHNORM2D: {
         int c = (int)L->in.d[0], hw = (int)(L->in.d[1] * L->in.d[2]);
         if (L->fwd_train)
-            dj_batchnorm2d_backward(pool, n, c, hw, L->x, dy, pf(m, L->p_weight), L->save_mean,
-                                    L->save_invstd, dx, pg(m, L->p_weight), pg(m, L->p_bias));
+            dj_batchnorm2d_relu_backward(pool, n, c, hw, L->x, L->bn_relu ? L->y : NULL, dy,
+                                         pf(m, L->p_weight), L->save_mean, L->save_invstd, dx,
+                                         pg(m, L->p_weight), pg(m, L->p_bias));
         else
             batchnorm_eval_backward(m, L, n, dy, need_dx ? dx : NULL);
         return need_dx ? dx : NULL;
@@ -319,7 +322,7 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     case DJ_L_SILU:
         if (!need_dx)
             return NULL;
-        if (L->relu_pool) /* the MaxPool2d's backward did it */
+        if (L->relu_pool || L->bn_relu) /* the MaxPool2d's or BatchNorm2d's backward does it */
             return dy;
         if (L->kind == DJ_L_RELU)
             dj_relu_backward(pool, nin, L->x, dy, dx);

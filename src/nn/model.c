@@ -1273,6 +1273,26 @@ static void plan_quant(dj_model *m, dj_layer *L, int B, plan_ctx *p)
     plan_buf(p, &L->q->gc, (uint64_t)B * L->out_size, es);
 }
 
+/* Whether layer i of s is a ReLU fused into the MaxPool2d after it, or
+ * that pool. */
+static int relu_pool_at(const dj_seq *s, int i)
+{
+    const dj_layer_kind k = s->layers[i].kind;
+    return (k == DJ_L_RELU && i + 1 < s->count && s->layers[i + 1].kind == DJ_L_MAXPOOL2D) ||
+           (k == DJ_L_MAXPOOL2D && i > 0 && s->layers[i - 1].kind == DJ_L_RELU);
+}
+
+/* Whether layer i of s is a BatchNorm2d with the ReLU after it fused in, or
+ * that ReLU (one that a pool does not take). */
+static int bn_relu_at(const dj_seq *s, int i)
+{
+    const dj_layer_kind k = s->layers[i].kind;
+    if (k == DJ_L_BATCHNORM2D)
+        return i + 1 < s->count && s->layers[i + 1].kind == DJ_L_RELU && !relu_pool_at(s, i + 1);
+    return k == DJ_L_RELU && i > 0 && s->layers[i - 1].kind == DJ_L_BATCHNORM2D &&
+           !relu_pool_at(s, i);
+}
+
 static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
 {
     size_t gsize = 0;
@@ -1281,9 +1301,8 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         uint64_t nout = (uint64_t)B * L->out_size, nin = (uint64_t)B * L->in_size;
         if (L->in_size > gsize)
             gsize = L->in_size;
-        L->relu_pool =
-            (L->kind == DJ_L_RELU && i + 1 < s->count && s->layers[i + 1].kind == DJ_L_MAXPOOL2D) ||
-            (L->kind == DJ_L_MAXPOOL2D && i > 0 && s->layers[i - 1].kind == DJ_L_RELU);
+        L->relu_pool = relu_pool_at(s, i);
+        L->bn_relu = bn_relu_at(s, i);
         switch (L->kind) {
         case DJ_L_CONV2D: {
             dj_conv2d_dims d;
@@ -1314,7 +1333,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         case DJ_L_SILU:
         case DJ_L_AVGPOOL2D:
         case DJ_L_ADAPTIVEAVGPOOL2D:
-            if (!L->relu_pool)
+            if (!L->relu_pool && !L->bn_relu)
                 plan_buf(p, &L->y, nout, sizeof(float));
             break;
         case DJ_L_BATCHNORM2D:
@@ -1669,7 +1688,7 @@ static void profile_seq(const dj_seq *s, int depth, dj_layer_profile *out, size_
             snprintf(p->name, sizeof p->name, "%s", L->name);
             p->kind = dj_layer_kind_name(L->kind);
             p->depth = depth;
-            p->fused = L->kind == DJ_L_RELU && L->relu_pool;
+            p->fused = L->kind != DJ_L_RELU ? 0 : L->relu_pool ? 1 : L->bn_relu ? 2 : 0;
             p->out_ndim = L->out.ndim;
             for (int d = 0; d < L->out.ndim && d < 3; d++)
                 p->out[d] = L->out.d[d];

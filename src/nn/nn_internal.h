@@ -130,6 +130,10 @@ struct dj_layer {
      * in one pass (dj_relu_maxpool2d_*); the ReLU passes x and dy through and
      * stores nothing. Set on both layers by dj_model_prepare. */
     int relu_pool;
+    /* A BatchNorm2d followed by a ReLU (that is not fused with a pool): the
+     * batch norm applies it (dj_batchnorm2d_relu_*) and the ReLU passes x
+     * and dy through, storing nothing. Set on both by dj_model_prepare. */
+    int bn_relu;
 
     /* dj_model_profile: inclusive seconds of forward, backward, encoding;
      * process CPU seconds of forward and backward */

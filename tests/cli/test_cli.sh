@@ -546,14 +546,18 @@ if [ -f "$M" ]; then
             grep -Eq '"precision":"'$p'".*"images_per_second":[0-9.e+]+' <<<"$out"
     done
     expect_err 2 "--precision: expected fp32" "" bench train --precision fp8
-    # --profile: one row per layer of the tree (fmnist-resnet has 31), each
-    # Conv2d with forward and backward time, encoding time only under cfp8,
-    # and a non-negative rest (the layer times are inside the step's)
+    # --profile: one row per layer of the tree (fmnist-resnet has 31; the 4
+    # ReLUs that follow a BatchNorm2d are done by it), each Conv2d with
+    # forward and backward time, encoding time only under cfp8, and a
+    # non-negative rest (the layer times are inside the step's)
     for p in fp32 cfp8; do
         out=$("$D" bench train --model models/fmnist-resnet.json --precision $p --batch-size 4 \
             --steps 2 --warmup 1 --repeat 1 --threads 1 --profile 2>&1)
-        rows=$(grep -cE '^[0-9][0-9.a-z]* +[ A-Za-z0-9()]+ +[0-9x]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%' <<<"$out")
+        rows=$(grep -cE '^[0-9][0-9.a-z]* +[ A-Za-z0-9()]+ +[0-9x]+ +([0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%|- +- +- +- +- +\(in the previous layer\))' <<<"$out")
         check "bench train --profile ($p): 31 layer rows, got $rows: $out" test "$rows" -eq 31
+        fused=$(grep -c "(in the previous layer)" <<<"$out")
+        check "bench train --profile ($p): the 4 ReLUs after a BatchNorm2d fused, got $fused" \
+            test "$fused" -eq 4
         check "bench train --profile ($p): conv rows timed" \
             awk '$1 == "3.body.0" && $2 == "Conv2d" && $4 > 0 && $5 > 0 { ok = 1 } END { exit !ok }' <<<"$out"
         if [ $p = cfp8 ]; then

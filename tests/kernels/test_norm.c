@@ -536,14 +536,84 @@ static void test_threads(void)
     free(x), free(dy), free(g), free(b), free(lx), free(ldy), free(lg), free(lb);
 }
 
+/* BatchNorm2d + ReLU fused against the two kernels in turn, bit for bit:
+ * training and eval forward, backward (dx, dgamma, dbeta), with a channel
+ * of NaN (the mask passes NaN), a channel with gamma 0 and beta -0 (outputs
+ * of -0 and +0, which the ReLU keeps and its backward drops) and ordinary
+ * ones; on a pool too. */
+static void test_bn_relu_fused(int n, int c, int hw, dj_pool *pool)
+{
+    const size_t N = (size_t)n * c * hw;
+    float *x = fvec(N), *dy = fvec(N), *g = fvec(c), *b = fvec(c);
+    float *z = fvec(N), *y1 = fvec(N), *y2 = fvec(N), *dz = fvec(N), *dx1 = fvec(N), *dx2 = fvec(N);
+    float *rm1 = fvec(c), *rv1 = fvec(c), *rm2 = fvec(c), *rv2 = fvec(c);
+    float *sm1 = fvec(c), *si1 = fvec(c), *sm2 = fvec(c), *si2 = fvec(c);
+    float *dg1 = fvec(c), *db1 = fvec(c), *dg2 = fvec(c), *db2 = fvec(c);
+    fill_nchw(x, n, c, hw, 91, 2);
+    fill(dy, N, 92, -1, 1);
+    fill(g, c, 93, 0.5, 1.5);
+    fill(b, c, 94, -0.5, 0.5);
+    if (c > 2) {
+        x[(size_t)2 * hw] = NAN; /* image 0, channel 2 */
+        g[1] = 0.0f, b[1] = -0.0f;
+    }
+    for (int ch = 0; ch < c; ch++)
+        rm1[ch] = rm2[ch] = 0.1f * ch, rv1[ch] = rv2[ch] = 1.0f + ch;
+
+    dj_batchnorm2d_forward_train(pool, n, c, hw, x, g, b, EPS, 0.1f, rm1, rv1, z, sm1, si1);
+    dj_relu_forward(pool, N, z, y1);
+    dj_batchnorm2d_relu_forward_train(pool, n, c, hw, x, g, b, EPS, 0.1f, rm2, rv2, y2, sm2, si2);
+    CHECK(same(y1, y2, N) && same(sm1, sm2, c) && same(si1, si2, c) && same(rm1, rm2, c) &&
+              same(rv1, rv2, c),
+          "bn+relu forward_train (%d, %d, %d) differs from bn then relu", n, c, hw);
+    int zeros = 0, nans = 0;
+    for (size_t i = 0; i < N; i++)
+        zeros += y2[i] == 0.0f, nans += isnan(y2[i]);
+    CHECK(c <= 2 || (zeros > 0 && nans > 0), "the special values did not occur (%d zeros, %d NaN)",
+          zeros, nans);
+
+    dj_relu_backward(pool, N, z, dy, dz);
+    dj_batchnorm2d_backward(pool, n, c, hw, x, dz, g, sm1, si1, dx1, dg1, db1);
+    dj_batchnorm2d_relu_backward(pool, n, c, hw, x, y2, dy, g, sm2, si2, dx2, dg2, db2);
+    CHECK(same(dx1, dx2, N) && same(dg1, dg2, c) && same(db1, db2, c),
+          "bn+relu backward (%d, %d, %d) differs from relu then bn backward", n, c, hw);
+    /* in place: dx over dy */
+    memcpy(dx2, dy, N * sizeof(float));
+    dj_batchnorm2d_relu_backward(pool, n, c, hw, x, y2, dx2, g, sm2, si2, dx2, dg2, db2);
+    CHECK(same(dx1, dx2, N), "bn+relu backward in place differs");
+
+    dj_batchnorm2d_forward_eval(pool, n, c, hw, x, g, b, EPS, rm1, rv1, z);
+    dj_relu_forward(pool, N, z, y1);
+    dj_batchnorm2d_relu_forward_eval(pool, n, c, hw, x, g, b, EPS, rm1, rv1, y2);
+    CHECK(same(y1, y2, N), "bn+relu forward_eval (%d, %d, %d) differs", n, c, hw);
+
+    free(x), free(dy), free(g), free(b), free(z), free(y1), free(y2), free(dz), free(dx1),
+        free(dx2);
+    free(rm1), free(rv1), free(rm2), free(rv2), free(sm1), free(si1), free(sm2), free(si2);
+    free(dg1), free(db1), free(dg2), free(db2);
+}
+
+static void test_bn_relu(void)
+{
+    test_bn_relu_fused(3, 5, 37, NULL);
+    test_bn_relu_fused(2, 3, 1, NULL);
+    dj_pool *pool = NULL;
+    if (dj_pool_create(2, &pool) == DJ_OK) {
+        test_bn_relu_fused(8, 6, 200, pool); /* large enough to split */
+        dj_pool_destroy(pool);
+    }
+}
+
 /* Each ISA's inner loops against the generic ones, bit for bit. */
 static void test_isas(void)
 {
     enum { NMAX = 1031 };
     static const size_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 200, 1031};
     float *x = fvec(NMAX), *dy = fvec(NMAX), *g = fvec(NMAX), *r = fvec(NMAX), *o = fvec(NMAX);
-    float *xe = fvec(NMAX);
+    float *xe = fvec(NMAX), *mk = fvec(NMAX);
     fill(x, NMAX, 81, -3, 5);
+    fill(mk, NMAX, 84, -1, 1);
+    mk[3] = 0.0f, mk[10] = -0.0f, mk[12] = NAN; /* the ReLU mask's edge cases */
     fill(dy, NMAX, 82, -1, 1);
     fill(g, NMAX, 83, 0.5, 1.5);
     x[100] = -2e-39f, dy[9] = 3e-40f; /* subnormal values */
@@ -566,27 +636,29 @@ static void test_isas(void)
             CHECK(memcmp(&a1, &b1, sizeof a1) == 0 && memcmp(&a2, &b2, sizeof a2) == 0,
                   "%s sums, n = %zu: %.17g %.17g against generic %.17g %.17g", name, n, b1, b2,
                   a1, a2);
-            for (int wg = 0; wg < 2; wg++) {
-                const float *gm = wg ? g : NULL;
+            for (int v = 0; v < 4; v++) { /* gamma or not, ReLU mask or not */
+                const float *gm = v & 1 ? g : NULL, *mask = v & 2 ? mk : NULL;
                 double sa[3] = {0, 0.5, -1}, sb[3] = {0, 0.5, -1};
-                ref->bwd_sums(x, dy, gm, n, 0.75f, sa);
-                f->bwd_sums(x, dy, gm, n, 0.75f, sb);
-                CHECK(memcmp(sa, sb, sizeof sa) == 0, "%s bwd_sums (gamma %d), n = %zu differ",
-                      name, wg, n);
+                ref->bwd_sums(x, dy, mask, gm, n, 0.75f, sa);
+                f->bwd_sums(x, dy, mask, gm, n, 0.75f, sb);
+                CHECK(memcmp(sa, sb, sizeof sa) == 0, "%s bwd_sums (variant %d), n = %zu differ",
+                      name, v, n);
                 const dj__norm_coef c = {0.01, -0.2, 0.3, 1.7};
-                ref->bwd_dx(xe, dy, gm, r, n, 0.75f, &c);
-                f->bwd_dx(xe, dy, gm, o, n, 0.75f, &c);
-                CHECK(same(r, o, n), "%s bwd_dx (gamma %d), n = %zu differs", name, wg, n);
+                ref->bwd_dx(xe, dy, mask, gm, r, n, 0.75f, &c);
+                f->bwd_dx(xe, dy, mask, gm, o, n, 0.75f, &c);
+                CHECK(same(r, o, n), "%s bwd_dx (variant %d), n = %zu differs", name, v, n);
             }
-            ref->normalize(xe, r, n, 1.25f, 3e-8f, 0.7f, -0.1f);
-            memcpy(o, xe, n * sizeof(float));
-            f->normalize(o, o, n, 1.25f, 3e-8f, 0.7f, -0.1f); /* in place */
-            CHECK(same(r, o, n), "%s normalize, n = %zu differs", name, n);
+            for (int relu = 0; relu < 2; relu++) {
+                ref->normalize(xe, r, n, 1.25f, 3e-8f, 0.7f, -0.1f, relu);
+                memcpy(o, xe, n * sizeof(float));
+                f->normalize(o, o, n, 1.25f, 3e-8f, 0.7f, -0.1f, relu); /* in place */
+                CHECK(same(r, o, n), "%s normalize (relu %d), n = %zu differs", name, relu, n);
+            }
         }
     }
     if (!compared)
         printf("test_norm: no ISA beyond generic on this CPU; cross-ISA check skipped\n");
-    free(x), free(dy), free(g), free(r), free(o), free(xe);
+    free(x), free(dy), free(g), free(r), free(o), free(xe), free(mk);
 }
 
 int main(void)
@@ -612,6 +684,7 @@ int main(void)
     test_ln_finite_diff(4, 19);
     test_ln_null_and_inplace();
     test_threads();
+    test_bn_relu();
     test_isas();
     return th_done("test_norm");
 }
