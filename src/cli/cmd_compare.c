@@ -39,6 +39,7 @@
 #include "dojo/train.h"
 
 #define MAX_SEEDS 1000
+#define MAX_JOBS 64
 /* Room for REPORT/runs/P-seedS (REPORT is checked to leave room) and the
  * files in it, and for messages that name them. */
 #define DIR_MAX (DJ_PATH_MAX + 96)
@@ -79,6 +80,8 @@ void dj_compare_usage(FILE *fp)
           "  --epochs N          (the spec's)\n"
           "  --out DIR           report directory (default runs/compare-<model name>)\n"
           "  --data DIR          the four IDX files (dojo train's default)\n"
+          "  --jobs N            train N runs at once (1); each then gets CPUs / N\n"
+          "                      threads unless --threads says otherwise\n"
           "  --threads N         threads of each run (all CPUs)\n"
           "  --batch-size N      (the spec's)\n"
           "  --train-limit N     use only the first N training images\n"
@@ -91,12 +94,16 @@ void dj_compare_usage(FILE *fp)
           "\n"
           "Runs go seed by seed: seed 1 of every policy, then seed 2, ... While a run\n"
           "trains, one status line shows its progress (from the last line of its\n"
-          "train.log), rewritten every second on a terminal and printed every 10 s\n"
-          "otherwise; one summary line follows each run. Peak memory is the child's\n"
-          "peak resident set size (wait4). A run that fails is reported with its log\n"
-          "and the log's last lines, the other runs go on, and the exit status is 1.\n"
-          "Interrupted (Ctrl-C), compare stops its run, writes the report of what is\n"
-          "finished and exits with 130.\n",
+          "train.log), rewritten every second on a terminal (all the runs on one line\n"
+          "with --jobs) and printed every 10 s per run otherwise; one summary line\n"
+          "follows each run. With --jobs N, N runs share the machine: a small\n"
+          "network trains faster per CPU on one thread than on several, so N runs of\n"
+          "one thread finish sooner than one run after another on N threads; the\n"
+          "images/s column is then what each run got beside the others. Peak memory\n"
+          "is the child's peak resident set size (wait4). A run that fails is\n"
+          "reported with its log and the log's last lines, the other runs go on, and\n"
+          "the exit status is 1. Interrupted (Ctrl-C), compare stops its runs,\n"
+          "writes the report of what is finished and exits with 130.\n",
           fp);
 }
 
@@ -315,6 +322,8 @@ typedef struct {
     char **extra;
     int nextra;
     int json, report_only, tty;
+    int jobs;                 /* runs trained at once (--jobs) */
+    char threads_auto[16];    /* --threads when --jobs picks it */
     char exe[PATH_MAX];       /* argv[0] of the runs (they exec /proc/self/exe) */
     dj_train_config base;     /* what every run's config.json must say */
     run_rec *runs;            /* [np * ns], policy-major */
@@ -649,28 +658,94 @@ static void child_status(const compare *c, const char *log, char *out, size_t n)
         snprintf(out, n, "%s", line);
 }
 
-static void show_status(const compare *c, const char *label, const char *log, double t0)
+/* One job's status line: "[k/N] P seed S: [elapsed] what". */
+static void status_line(const compare *c, const char *label, const char *log, double t0,
+                        char *line, size_t n)
 {
-    char st[1024], el[32], line[1300];
+    char st[1024], el[32];
     child_status(c, log, st, sizeof st);
     dj_cli_duration(dj_cli_now() - t0, el, sizeof el);
-    snprintf(line, sizeof line, "%s: [%s] %s", label, el, st);
-    if (c->tty) {
-        int cols = term_columns() - 1;
-        if ((int)strlen(line) > cols)
-            line[cols] = '\0';
-        printf("\r\033[K%s", line);
-    } else {
-        printf("%s\n", line);
-    }
-    fflush(stdout);
+    snprintf(line, n, "%s: [%s] %s", label, el, st);
 }
 
-/* Runs one child to its end, showing its progress. Returns the wait status
- * (or -1 if it could not be started: *why says why); *maxrss_bytes gets
- * its peak resident memory. */
-static int run_child(const compare *c, const child_args *a, const char *label, const char *log,
-                     double *maxrss_bytes, char *why, size_t whylen)
+/* ---- the jobs (runs being trained) ---- */
+
+/* One run being trained by a child process. */
+typedef struct {
+    run_rec *r;
+    int resume;
+    pid_t pid;                        /* 0: the slot is free */
+    double t0, last_show, killed_at;
+    char label[128], log[FILE_MAX];
+} job;
+
+/* A job's status in short, for several on one line: "[k/N] P seed S:
+ * epoch E/N step I/M" (or "epoch E/N done", "starting"). */
+static void brief_line(const compare *c, const job *j, char *line, size_t n)
+{
+    char last[1024];
+    int e = 0, en = 0, used = 0;
+    size_t st = 0, sn = 0;
+    const char *ep = last_line(j->log, last, sizeof last) == 0 ? strstr(last, "epoch ") : NULL;
+    if (ep && sscanf(ep, "epoch %d/%d step %zu/%zu", &e, &en, &st, &sn) == 4)
+        snprintf(line, n, "%s: epoch %d/%d step %zu/%zu", j->label, e, en, st, sn);
+    else if (ep == last && sscanf(last, "epoch %d:%n", &e, &used) == 1 && used > 0)
+        snprintf(line, n, "%s: epoch %d/%d done", j->label, e, c->epochs);
+    else
+        snprintf(line, n, "%s: starting", j->label);
+}
+
+/* The running jobs' status. On a terminal one line, rewritten: the job's
+ * line, or with several jobs each one's label and what it does, " | "
+ * between them, cut to the width. Otherwise a line per job that has not
+ * printed one for 10 s (force: every job now). */
+static void show_jobs(const compare *c, job *jobs, int n, int force)
+{
+    const double now = dj_cli_now();
+    char line[1300];
+    if (!c->tty) {
+        for (int i = 0; i < n; i++)
+            if (jobs[i].pid > 0 && (force || now - jobs[i].last_show >= 10.0)) {
+                status_line(c, jobs[i].label, jobs[i].log, jobs[i].t0, line, sizeof line);
+                printf("%s\n", line);
+                jobs[i].last_show = now;
+            }
+        fflush(stdout);
+        return;
+    }
+    int running = 0;
+    for (int i = 0; i < n; i++)
+        running += jobs[i].pid > 0;
+    sbuf b = {0};
+    for (int i = 0; i < n; i++)
+        if (jobs[i].pid > 0) {
+            if (running == 1)
+                status_line(c, jobs[i].label, jobs[i].log, jobs[i].t0, line, sizeof line);
+            else
+                brief_line(c, &jobs[i], line, sizeof line);
+            sb_printf(&b, "%s%s", b.len ? " | " : "", line);
+        }
+    if (b.p) {
+        const int cols = term_columns() - 1;
+        if ((int)b.len > cols)
+            b.p[cols] = '\0';
+        printf("\r\033[K%s", b.p);
+        fflush(stdout);
+    }
+    sb_free(&b);
+}
+
+/* Clears the terminal's status line before other output. */
+static void clear_status(const compare *c)
+{
+    if (c->tty)
+        printf("\r\033[K"), fflush(stdout);
+}
+
+/* Starts a child with its output appended to log (after a line naming the
+ * command). 0 and *pid_out, or -1 (*why says why). */
+static int start_child(const child_args *a, const char *log, pid_t *pid_out, char *why,
+                       size_t whylen)
 {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -736,41 +811,8 @@ static int run_child(const compare *c, const child_args *a, const char *label, c
         _exit(127);
     }
     close(fd);
-
-    double t0 = dj_cli_now(), last_show = t0, killed_at = 0;
-    int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    if (!c->tty)
-        printf("%s: training (log %s)\n", label, log), fflush(stdout);
-    else
-        show_status(c, label, log, t0);
-    for (;;) {
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            snprintf(why, whylen, "waiting for process %ld: %s", (long)pid, strerror(errno));
-            return -1;
-        }
-        double now_t = dj_cli_now();
-        if (g_stop && killed_at == 0) {
-            kill(pid, SIGTERM);
-            killed_at = now_t;
-        } else if (killed_at > 0 && now_t - killed_at > 10) {
-            kill(pid, SIGKILL);
-        }
-        if (!g_stop && now_t - last_show >= (c->tty ? 1.0 : 10.0)) {
-            show_status(c, label, log, t0);
-            last_show = now_t;
-        }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (c->tty)
-        printf("\r\033[K"), fflush(stdout);
-    *maxrss_bytes = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
-    return status;
+    *pid_out = pid;
+    return 0;
 }
 
 /* ---- running or reusing one run ---- */
@@ -786,14 +828,18 @@ static void print_summary_line(const char *label, const run_rec *r, const char *
     fflush(stdout);
 }
 
-/* Returns 0, or 2 when the child refused its command line (every other run
- * would be refused too). */
-static int do_run(compare *c, run_rec *r, int k)
+/* Settles a run that needs no training (finished: reused; --report-only:
+ * missing; a directory that cannot be made ready: failed) and returns 0;
+ * returns 1 when it must train, j->resume saying whether it continues from
+ * its checkpoint. */
+static int prepare_run(compare *c, run_rec *r, int k, job *j)
 {
-    char label[128], why[MSG_MAX] = "", err[MSG_MAX] = "";
-    run_label(c, r, k, label, sizeof label);
-    char log[FILE_MAX], path[FILE_MAX];
-    snprintf(log, sizeof log, "%s/train.log", r->dir);
+    char why[MSG_MAX] = "", err[MSG_MAX] = "";
+    char *label = j->label, *log = j->log, path[FILE_MAX];
+    memset(j, 0, sizeof *j);
+    j->r = r;
+    run_label(c, r, k, label, sizeof j->label);
+    snprintf(log, sizeof j->log, "%s/train.log", r->dir);
 
     int resume = 0;
     if (is_dir(r->dir)) {
@@ -871,25 +917,49 @@ static int do_run(compare *c, run_rec *r, int k)
             return 0;
         }
     }
+    j->resume = resume;
+    return 1;
+}
 
+/* Starts the child of a prepared run: 0, or -1 with the run failed. */
+static int start_run(compare *c, job *j)
+{
+    run_rec *r = j->r;
+    char why[MSG_MAX] = "", path[FILE_MAX];
     snprintf(path, sizeof path, "%s/result.json", r->dir);
     unlink(path); /* written again when this run ends */
     child_args a;
-    if (build_args(c, r, resume, &a) != 0) {
+    if (build_args(c, r, j->resume, &a) != 0) {
         r->status = R_FAILED;
         snprintf(r->note, sizeof r->note, "out of memory");
-        dj_cli_err("compare", "%s: out of memory", label);
-        return 0;
+        dj_cli_err("compare", "%s: out of memory", j->label);
+        return -1;
     }
-    double maxrss = 0;
-    int status = run_child(c, &a, label, log, &maxrss, why, sizeof why);
+    int st = start_child(&a, j->log, &j->pid, why, sizeof why);
     free(a.argv);
-    if (status == -1) {
+    if (st != 0) {
         r->status = R_FAILED;
         copy_str(r->note, sizeof r->note, why);
-        dj_cli_err("compare", "%s: %s", label, why);
-        return 0;
+        dj_cli_err("compare", "%s: %s", j->label, why);
+        return -1;
     }
+    j->t0 = dj_cli_now();
+    j->last_show = j->t0;
+    j->killed_at = 0;
+    if (!c->tty)
+        printf("%s: training (log %s)\n", j->label, j->log), fflush(stdout);
+    return 0;
+}
+
+/* Settles a run whose child ended with wait status `status`, peak memory
+ * maxrss bytes. Returns 0, or 2 when the child refused its command line
+ * (every other run would be refused too). */
+static int finish_run(compare *c, job *j, int status, double maxrss)
+{
+    run_rec *r = j->r;
+    const char *label = j->label, *log = j->log;
+    const int resume = j->resume;
+    char err[MSG_MAX] = "";
     if (g_stop) {
         r->status = R_MISSING;
         snprintf(r->note, sizeof r->note, "interrupted");
@@ -933,6 +1003,93 @@ static int do_run(compare *c, run_rec *r, int k)
     r->status = R_DONE;
     print_summary_line(label, r, "");
     return 0;
+}
+
+/* Trains the runs, seed by seed, up to c->jobs at a time, showing their
+ * progress; on SIGINT/SIGTERM stops the children (SIGTERM, then SIGKILL
+ * after 10 s) and marks what did not finish. */
+static void run_jobs(compare *c)
+{
+    const int total = c->np * c->ns;
+    job jobs[MAX_JOBS];
+    memset(jobs, 0, sizeof jobs);
+    int next = 0, active = 0, refused = 0;
+    double last_tty = 0;
+    for (;;) {
+        /* fill the free slots, seed by seed */
+        while (active < c->jobs && next < total && !g_stop && !refused) {
+            const int k = next++;
+            run_rec *r = run_at(c, k % c->np, k / c->np);
+            int f = 0;
+            while (jobs[f].pid > 0)
+                f++;
+            clear_status(c);
+            if (prepare_run(c, r, k + 1, &jobs[f]) && start_run(c, &jobs[f]) == 0) {
+                active++;
+                if (c->tty)
+                    show_jobs(c, jobs, c->jobs, 1);
+                last_tty = dj_cli_now();
+            } else {
+                jobs[f].pid = 0;
+            }
+        }
+        if (active == 0)
+            break;
+        for (int i = 0; i < c->jobs; i++) {
+            job *j = &jobs[i];
+            if (j->pid <= 0)
+                continue;
+            int status = 0;
+            struct rusage ru;
+            memset(&ru, 0, sizeof ru);
+            const pid_t w = wait4(j->pid, &status, WNOHANG, &ru);
+            if (w == 0 || (w < 0 && errno == EINTR))
+                continue;
+            clear_status(c);
+            if (w < 0) { /* cannot happen to our own child; do not spin on it */
+                j->r->status = R_FAILED;
+                snprintf(j->r->note, sizeof j->r->note, "waiting for process %ld: %s",
+                         (long)j->pid, strerror(errno));
+                dj_cli_err("compare", "%s: %s", j->label, j->r->note);
+            } else if (finish_run(c, j, status, (double)ru.ru_maxrss * 1024.0) == 2 && !refused) {
+                refused = 1;
+                dj_cli_err("compare", "dojo train refused its command line or could not start; "
+                                      "not starting the other runs");
+            }
+            j->pid = 0;
+            active--;
+            if (active > 0 && c->tty)
+                show_jobs(c, jobs, c->jobs, 1);
+        }
+        const double now = dj_cli_now();
+        for (int i = 0; i < c->jobs; i++) {
+            job *j = &jobs[i];
+            if (j->pid <= 0)
+                continue;
+            if (g_stop && j->killed_at == 0) {
+                kill(j->pid, SIGTERM);
+                j->killed_at = now;
+            } else if (j->killed_at > 0 && now - j->killed_at > 10) {
+                kill(j->pid, SIGKILL);
+            }
+        }
+        if (!g_stop && active > 0) {
+            if (!c->tty)
+                show_jobs(c, jobs, c->jobs, 0);
+            else if (now - last_tty >= 1.0) {
+                show_jobs(c, jobs, c->jobs, 0);
+                last_tty = now;
+            }
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    clear_status(c);
+    for (int k = next; k < total; k++) {
+        run_rec *r = run_at(c, k % c->np, k / c->np);
+        r->status = R_MISSING;
+        snprintf(r->note, sizeof r->note, "%s", g_stop ? "interrupted" : "not run");
+    }
 }
 
 /* ---- statistics ---- */
@@ -1540,6 +1697,9 @@ static void describe(const compare *c, sbuf *b)
     sb_puts(b, ". Test accuracy and loss after the last epoch; accuracy as mean ± sample standard "
                "deviation over seeds. Peak memory: the largest peak resident set size of a run's "
                "process. images/s: training throughput, mean over seeds");
+    if (c->jobs > 1 && !c->report_only)
+        sb_printf(b, " (runs trained %d at a time, %s threads each: what each run got beside the "
+                     "others)", c->jobs, c->threads);
     sb_puts(b, ".\n");
 }
 
@@ -1894,6 +2054,7 @@ int dj_cmd_compare(int argc, char **argv)
     c->extra = argv + (nopt < argc ? nopt + 1 : argc);
     c->nextra = nopt < argc ? argc - nopt - 1 : 0;
     const char *out = NULL, *precisions = "fp32,bf16,cfp8,cfp8-shp,ocp8", *seeds = NULL, *seed_list = NULL;
+    const char *jobs_s = NULL;
     dj_opt_iter it;
     int rc;
     dj_opt_init(&it, nopt, argv, 1);
@@ -1916,6 +2077,7 @@ int dj_cmd_compare(int argc, char **argv)
                     {"--seeds", &seeds},            {"--seed-list", &seed_list},
                     {"--epochs", &c->epochs_s},     {"--out", &out},
                     {"--data", &c->data},           {"--threads", &c->threads},
+                    {"--jobs", &jobs_s},
                     {"--batch-size", &c->batch_size}, {"--train-limit", &c->train_limit},
                     {"--test-limit", &c->test_limit}};
         size_t k = 0;
@@ -1965,6 +2127,7 @@ int dj_cmd_compare(int argc, char **argv)
     }
     if ((c->epochs_s && parse_count(cmd, "--epochs", c->epochs_s, 1, 100000)) ||
         (c->threads && parse_count(cmd, "--threads", c->threads, 1, 1024)) ||
+        (jobs_s && parse_count(cmd, "--jobs", jobs_s, 1, MAX_JOBS)) ||
         (c->batch_size && parse_count(cmd, "--batch-size", c->batch_size, 1, 65536)) ||
         (c->train_limit && parse_count(cmd, "--train-limit", c->train_limit, 0, 1000000000000LL)) ||
         (c->test_limit && parse_count(cmd, "--test-limit", c->test_limit, 0, 1000000000000LL)))
@@ -1986,6 +2149,14 @@ int dj_cmd_compare(int argc, char **argv)
         goto done;
     }
     long long v;
+    c->jobs = 1;
+    if (jobs_s && dj_parse_int(jobs_s, 1, MAX_JOBS, &v) == 0)
+        c->jobs = (int)v;
+    if (c->jobs > 1 && !c->threads) { /* share the CPUs */
+        const int t = dj_cpu_count() / c->jobs;
+        snprintf(c->threads_auto, sizeof c->threads_auto, "%d", t > 0 ? t : 1);
+        c->threads = c->threads_auto;
+    }
     if (c->epochs_s && dj_parse_int(c->epochs_s, 1, 100000, &v) == 0)
         c->base.epochs = (int)v;
     if (c->batch_size && dj_parse_int(c->batch_size, 1, 65536, &v) == 0)
@@ -2083,22 +2254,7 @@ int dj_cmd_compare(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     double t0 = dj_cli_now();
-    int k = 0, refused = 0;
-    for (int s = 0; s < c->ns; s++)
-        for (int p = 0; p < c->np; p++) {
-            run_rec *r = run_at(c, p, s);
-            k++;
-            if (g_stop || refused) {
-                r->status = R_MISSING;
-                snprintf(r->note, sizeof r->note, "%s", g_stop ? "interrupted" : "not run");
-                continue;
-            }
-            if (do_run(c, r, k) == 2) {
-                refused = 1;
-                dj_cli_err(cmd, "dojo train refused its command line or could not start; not "
-                                "starting the other runs");
-            }
-        }
+    run_jobs(c);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 

@@ -2,7 +2,9 @@
 # test_compare.sh - `dojo compare`: a tiny comparison (MLP, fp32 and bf16,
 # 2 seeds, 2 epochs, 300 training / 100 test images) writes every report
 # file with the right content, a second invocation reuses the runs, an
-# unfinished run is resumed, and bad input fails with a message naming it.
+# unfinished run is resumed, --jobs 2 trains two runs at once to the same
+# results and stops both on Ctrl-C, and bad input fails with a message
+# naming it.
 #
 # Needs the Fashion-MNIST files in /usr/share/datasets/fashion-mnist (Debian's
 # dataset-fashion-mnist; .ci/run installs it); without them it says it is
@@ -156,6 +158,58 @@ check "resume exits 0 (got $rc)" test "$rc" -eq 0
 check "resume says so" has "$TMP/out" "resuming $R after epoch 1 of 2"
 check "resumed with dojo train --resume" has "$R/train.log" "train --resume $R"
 check "resumed run has both epochs" test "$(grep -c '"type":"epoch"' "$R/metrics.jsonl")" -eq 2
+
+# ---- --jobs: runs at once ------------------------------------------------------
+
+OUTJ="$TMP/cmpj"
+compare --precisions fp32,bf16 --seeds 2 --out "$OUTJ" --jobs 2
+check "--jobs 2 exits 0 (got $rc)" test "$rc" -eq 0
+# the second run starts before the first one ends
+started2=$(grep -n '^\[2/4\] bf16 seed 1: training' "$TMP/out" | cut -d: -f1)
+ended1=$(grep -n '^\[1/4\] fp32 seed 1: test accuracy' "$TMP/out" | cut -d: -f1)
+check "--jobs 2: run 2 starts before run 1 ends ($started2 < $ended1)" \
+    test -n "$started2" -a -n "$ended1" -a "${started2:-0}" -lt "${ended1:-0}"
+check "--jobs 2: every run reported" test "$(grep -c ': test accuracy' "$TMP/out")" -eq 4
+for p in fp32 bf16; do
+    for sd in 1 2; do
+        # the same training, bit for bit, as one at a time
+        check "--jobs 2: $p seed $sd has the per-epoch metrics of the run one at a time" \
+            cmp -s <(grep -o '"test_accuracy":[^,]*,"test_loss":[^,]*' "$OUT/runs/$p-seed$sd/metrics.jsonl") \
+            <(grep -o '"test_accuracy":[^,]*,"test_loss":[^,]*' "$OUTJ/runs/$p-seed$sd/metrics.jsonl")
+    done
+done
+check "--jobs 2: the report says runs shared the machine" has "$OUTJ/report.md" "2 at a time"
+
+# without --threads each of N jobs gets CPUs / N threads
+ncpu=$(nproc 2>/dev/null || echo 1)
+want=$((ncpu / 2 > 0 ? ncpu / 2 : 1))
+"$D" compare --model "$MODEL" --data "$DATA" --epochs 1 --train-limit 100 --test-limit 50 \
+    --precisions fp32 --seeds 2 --jobs 2 --out "$TMP/cmpt" >"$TMP/out" 2>"$TMP/err"
+check "--jobs 2 without --threads: exit 0 (got $?)" test -s "$TMP/cmpt/report.md"
+check "--jobs 2 without --threads: each run on $want threads" \
+    has "$TMP/cmpt/runs/fp32-seed1/train.log" "--threads $want"
+
+# Ctrl-C stops every running job; the same command then finishes them
+"$D" compare --model "$MODEL" --data "$DATA" --epochs 3 --train-limit 20000 --test-limit 100 \
+    --threads 1 --precisions fp32 --seeds 2 --jobs 2 --out "$TMP/cmpi" >"$TMP/out" 2>"$TMP/err" &
+cpid=$!
+for _ in $(seq 1 100); do
+    [ "$(grep -c ': training' "$TMP/out" 2>/dev/null)" -ge 2 ] && break
+    sleep 0.1
+done
+sleep 1
+kill -INT $cpid
+wait $cpid
+rc=$?
+check "--jobs 2, SIGINT: exit 130 (got $rc)" test "$rc" -eq 130
+check "--jobs 2, SIGINT: no dojo train left running" \
+    sh -c '! pgrep -f "train --model $1 .*--out $2/runs/" >/dev/null' _ "$MODEL" "$TMP/cmpi"
+check "--jobs 2, SIGINT: both runs were interrupted" \
+    test "$(grep -c 'interrupted' "$TMP/out")" -ge 2
+
+compare --precisions fp32 --out "$TMP/bad3" --jobs 0
+check "--jobs 0: exit 2 (got $rc)" test "$rc" -eq 2
+check "--jobs 0: named in the message" has "$TMP/err" "--jobs"
 
 # ---- errors --------------------------------------------------------------------
 
