@@ -53,10 +53,26 @@ AI void ld8g(const float *dy, const float *mask, v4d_n *lo, v4d_n *hi)
     *hi = __builtin_convertvector(b, v4d_n);
 }
 
-/* The same for one value. */
-AI double g1(const float *dy, const float *mask, size_t i)
+/* The same for one value, times gamma[i] when gamma is not NULL. */
+AI double g_at(const float *dy, const float *mask, const float *gamma, size_t i)
 {
-    return mask && mask[i] <= 0.0f ? 0.0 : (double)dy[i];
+    const double g = mask && mask[i] <= 0.0f ? 0.0 : (double)dy[i];
+    return gamma ? g * gamma[i] : g;
+}
+
+/* Elements i .. i + 7 of x and of the gradient g (ld8g, times gamma when
+ * gamma is not NULL), each as two vectors of four doubles. */
+AI void ld8xg(const float *x, const float *dy, const float *mask, const float *gamma, size_t i,
+              v4d_n *x0, v4d_n *x1, v4d_n *g0, v4d_n *g1)
+{
+    ld8d(x + i, x0, x1);
+    ld8g(dy + i, mask ? mask + i : NULL, g0, g1);
+    if (gamma) {
+        v4d_n m0, m1;
+        ld8d(gamma + i, &m0, &m1);
+        *g0 *= m0;
+        *g1 *= m1;
+    }
 }
 
 AI v4d_n splat4d(double v)
@@ -111,14 +127,7 @@ static void bwd_sums(const float *x, const float *dy, const float *mask, const f
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         v4d_n x0, x1, g0, g1;
-        ld8d(x + i, &x0, &x1);
-        ld8g(dy + i, mask ? mask + i : NULL, &g0, &g1);
-        if (gamma) {
-            v4d_n m0, m1;
-            ld8d(gamma + i, &m0, &m1);
-            g0 *= m0;
-            g1 *= m1;
-        }
+        ld8xg(x, dy, mask, gamma, i, &x0, &x1, &g0, &g1);
         const v4d_n d0 = x0 - mv, d1 = x1 - mv;
         a0 += d0;
         a1 += d1;
@@ -132,7 +141,7 @@ static void bwd_sums(const float *x, const float *dy, const float *mask, const f
     lanes_out(b0, b1, b);
     lanes_out(c0, c1, c);
     for (; i < n; i++) {
-        const double d = (double)x[i] - m, g = gamma ? g1(dy, mask, i) * gamma[i] : g1(dy, mask, i);
+        const double d = (double)x[i] - m, g = g_at(dy, mask, gamma, i);
         a[0] += d;
         b[0] += g;
         c[0] += g * d;
@@ -152,14 +161,7 @@ static void bwd_dx(const float *x, const float *dy, const float *mask, const flo
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         v4d_n x0, x1, g0, g1;
-        ld8d(x + i, &x0, &x1);
-        ld8g(dy + i, mask ? mask + i : NULL, &g0, &g1);
-        if (gamma) {
-            v4d_n m0, m1;
-            ld8d(gamma + i, &m0, &m1);
-            g0 *= m0;
-            g1 *= m1;
-        }
+        ld8xg(x, dy, mask, gamma, i, &x0, &x1, &g0, &g1);
         const v4d_n r0 = ((g0 - mgv) - ((x0 - mv) - shv) * kv) * scv;
         const v4d_n r1 = ((g1 - mgv) - ((x1 - mv) - shv) * kv) * scv;
         const v4f_n f0 = __builtin_convertvector(r0, v4f_n), f1 = __builtin_convertvector(r1, v4f_n);
@@ -167,7 +169,7 @@ static void bwd_dx(const float *x, const float *dy, const float *mask, const flo
         memcpy(dx + i + 4, &f1, sizeof f1);
     }
     for (; i < n; i++) {
-        const double g = gamma ? g1(dy, mask, i) * gamma[i] : g1(dy, mask, i);
+        const double g = g_at(dy, mask, gamma, i);
         dx[i] = (float)(((g - mg) - (((double)x[i] - m) - shift) * k) * scale);
     }
 }
