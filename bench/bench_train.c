@@ -58,7 +58,8 @@ static void usage(FILE *fp)
           "  --repeat N           samples; the best is reported (3)\n"
           "  --profile            then time the layers: ms per step forward, backward\n"
           "                       and encoding (8-bit/bf16 operands), share of the step\n"
-          "  --json               end with one JSON line: images_per_second, ...\n"
+          "  --json               end with one JSON line: images_per_second, ...; with\n"
+          "                       --profile a \"profile\" member, one object per layer\n"
           "\n"
           "bench/train_vs_torch.sh runs PyTorch on the same network, batch and threads\n"
           "in the same run and prints the ratio.\n",
@@ -82,9 +83,11 @@ static double busy(double cpu, double wall, int threads)
     return wall > 0 ? 100 * cpu / (wall * threads) : 0;
 }
 
-/* --profile: `steps` more steps with per-layer timing, printed as a table. */
+/* --profile: `steps` more steps with per-layer timing, printed as a table;
+ * with w (--json) also as its "profile" member: step_ms, rest_share, cpu
+ * and one object per layer. */
 static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, int batch,
-                         int steps, int threads)
+                         int steps, int threads, dj_json_writer *w)
 {
     dj_model *m = dj_train_stepper_model(s);
     const size_t nl = dj_model_profile_report(m, NULL, 0);
@@ -106,6 +109,14 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
            steps, total, threads);
     printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s\n", "layer", "kind", "output", "forward",
            "backward", "encoding", "share", "cpu");
+    if (w) {
+        dj_json_write_key(w, "profile");
+        dj_json_write_begin_object(w);
+        dj_json_write_key(w, "steps"), dj_json_write_int(w, steps);
+        dj_json_write_key(w, "step_ms"), dj_json_write_double(w, total);
+        dj_json_write_key(w, "layers");
+        dj_json_write_begin_array(w);
+    }
     for (size_t i = 0; i < nl; i++) {
         char shape[48] = "";
         if (p[i].out_ndim == 3)
@@ -117,6 +128,25 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
         snprintf(kind, sizeof kind, "%*s%s%s", 2 * p[i].depth, "", p[i].kind,
                  p[i].kind && !strcmp(p[i].kind, "Residual") ? " (sum)" : "");
         const double t = (p[i].forward_s + p[i].backward_s) * per;
+        if (w) {
+            dj_json_write_begin_object(w);
+            dj_json_write_key(w, "name"), dj_json_write_string(w, p[i].name);
+            dj_json_write_key(w, "kind"), dj_json_write_string(w, p[i].kind);
+            dj_json_write_key(w, "output"), dj_json_write_string(w, shape);
+            if (p[i].fused) {
+                dj_json_write_key(w, "fused_into");
+                dj_json_write_string(w, p[i].fused == 1 ? "next" : "previous");
+            } else {
+                dj_json_write_key(w, "forward_ms"), dj_json_write_double(w, p[i].forward_s * per);
+                dj_json_write_key(w, "backward_ms"), dj_json_write_double(w, p[i].backward_s * per);
+                dj_json_write_key(w, "encoding_ms"), dj_json_write_double(w, p[i].encode_s * per);
+                dj_json_write_key(w, "share"), dj_json_write_double(w, t / total);
+                dj_json_write_key(w, "cpu_share");
+                dj_json_write_double(w, busy(p[i].cpu_s, p[i].forward_s + p[i].backward_s,
+                                             threads) / 100);
+            }
+            dj_json_write_end_object(w);
+        }
         if (p[i].fused) {
             printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s  (in the %s layer)\n", p[i].name, kind,
                    shape, "-", "-", "-", "-", "-", p[i].fused == 1 ? "next" : "previous");
@@ -135,6 +165,12 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
            "", 100 * rest / total, busy(cpu_all - cpu, wall - f - b, threads));
     printf("%-22s %-18s %-12s %9.2f %9.2f %9.2f %7s %4.0f%%\n", "total", "", "", f * per, b * per,
            e * per, "", busy(cpu_all, wall, threads));
+    if (w) {
+        dj_json_write_end_array(w);
+        dj_json_write_key(w, "rest_share"), dj_json_write_double(w, rest / total);
+        dj_json_write_key(w, "cpu_share"), dj_json_write_double(w, busy(cpu_all, wall, threads) / 100);
+        dj_json_write_end_object(w);
+    }
     free(p);
     return 0;
 }
@@ -244,16 +280,9 @@ int dj_bench_train(int argc, char **argv)
            best_busy < 0.9 ? " *" : "", gflops, repeat, steps, loss);
     if (best_busy < 0.9)
         printf("* the threads had %.0f%% of their CPUs: other load on the machine\n", 100 * best_busy);
-    if (profile && print_profile(s, x, y, c.batch_size, steps, c.threads) != 0) {
-        dj_free(x);
-        free(y);
-        dj_train_stepper_free(s);
-        dj_cli_err(CMD, "out of memory for the profile");
-        return DJ_EXIT_DATA;
-    }
+    dj_json_writer w;
+    dj_json_writer_init(&w, 0, NULL);
     if (json) {
-        dj_json_writer w;
-        dj_json_writer_init(&w, 0, NULL);
         dj_json_write_begin_object(&w);
         dj_json_write_key(&w, "model"), dj_json_write_string(&w, model);
         dj_json_write_key(&w, "precision"), dj_json_write_string(&w, dj_precision_name(c.prec.precision));
@@ -262,9 +291,20 @@ int dj_bench_train(int argc, char **argv)
         dj_json_write_key(&w, "images_per_second"), dj_json_write_double(&w, best);
         dj_json_write_key(&w, "gflops"), dj_json_write_double(&w, gflops);
         dj_json_write_key(&w, "cpu_share"), dj_json_write_double(&w, best_busy);
+    }
+    if (profile && print_profile(s, x, y, c.batch_size, steps, c.threads, json ? &w : NULL) != 0) {
+        dj_json_writer_free(&w);
+        dj_free(x);
+        free(y);
+        dj_train_stepper_free(s);
+        dj_cli_err(CMD, "out of memory for the profile");
+        return DJ_EXIT_DATA;
+    }
+    if (json) {
         dj_json_write_end_object(&w);
         dj_json_writer_print_line(&w, stdout);
     }
+    dj_json_writer_free(&w);
     dj_free(x);
     free(y);
     dj_train_stepper_free(s);

@@ -570,6 +570,21 @@ if [ -f "$M" ]; then
         check "bench train --profile ($p): rest >= 0" \
             awk '$1 == "(rest)" { ok = $4 + 0 >= 0 } END { exit !ok }' <<<"$out"
     done
+    # --profile --json: the same per layer in the JSON line, shares adding up to 1
+    if [ -x /usr/bin/python3 ]; then
+        out=$("$D" bench train --model models/fmnist-resnet.json --batch-size 4 --steps 2 \
+            --warmup 1 --repeat 1 --threads 1 --profile --json 2>&1 | tail -n 1)
+        check "bench train --profile --json: $out" /usr/bin/python3 -c '
+import json, sys
+p = json.loads(sys.argv[1])["profile"]
+L = p["layers"]
+assert len(L) == 31 and p["steps"] == 2 and p["step_ms"] > 0, p
+assert sum(1 for l in L if l.get("fused_into") == "previous") == 4, L
+conv = [l for l in L if l["kind"] == "Conv2d"]
+assert len(conv) == 9 and all(l["forward_ms"] > 0 and l["backward_ms"] > 0 for l in conv), conv
+total = sum(l.get("share", 0) for l in L) + p["rest_share"]
+assert abs(total - 1) < 1e-9, total' "$out"
+    fi
     expect_err 2 "--steps: expected an integer" "" bench train --steps 0
 fi
 
