@@ -239,6 +239,9 @@ void dj_dropout_backward(dj_pool *pool, size_t n, float p, const uint8_t *mask, 
 
 /* ---- elementwise helpers ---- */
 void dj_add(dj_pool *pool, size_t n, const float *a, const float *b, float *y); /* y = a + b */
+/* y = relu(a + b), the same bits as dj_add then dj_relu_forward (a
+ * residual sum and the ReLU after it in one pass). */
+void dj_add_relu(dj_pool *pool, size_t n, const float *a, const float *b, float *y);
 void dj_axpy(dj_pool *pool, size_t n, float alpha, const float *x, float *y);  /* y += alpha x */
 
 /* ---- loss: softmax cross-entropy, mean over the batch, with optional label

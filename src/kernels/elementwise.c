@@ -158,6 +158,29 @@ static void add_range(void *arg, size_t i0, size_t i1)
         y[i] = a[i] + b[i];
 }
 
+/* y = relu(a + b): the sum rounded first, then x < 0 ? 0 : x (NaN and -0
+ * pass, as dj_relu_forward). */
+static void add_relu_range(void *arg, size_t i0, size_t i1)
+{
+    const binary_args *p = arg;
+    const float *a = p->a, *b = p->b;
+    float *y = p->y;
+    size_t i = i0;
+    for (; i + VB <= i1; i += VB) {
+        float t[VB];
+        for (int k = 0; k < VB; k++) {
+            const float v = a[i + k] + b[i + k];
+            t[k] = v < 0.0f ? 0.0f : v;
+        }
+        for (int k = 0; k < VB; k++)
+            y[i + k] = t[k];
+    }
+    for (; i < i1; i++) {
+        const float v = a[i] + b[i];
+        y[i] = v < 0.0f ? 0.0f : v;
+    }
+}
+
 static void axpy_range(void *arg, size_t i0, size_t i1)
 {
     const binary_args *p = arg;
@@ -180,6 +203,12 @@ void dj_add(dj_pool *pool, size_t n, const float *a, const float *b, float *y)
 {
     binary_args p = {.a = a, .b = b, .y = y};
     dj_parallel_for(pool_for(pool, n), n, add_range, &p);
+}
+
+void dj_add_relu(dj_pool *pool, size_t n, const float *a, const float *b, float *y)
+{
+    binary_args p = {.a = a, .b = b, .y = y};
+    dj_parallel_for(pool_for(pool, n), n, add_relu_range, &p);
 }
 
 void dj_axpy(dj_pool *pool, size_t n, float alpha, const float *x, float *y)

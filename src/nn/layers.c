@@ -172,7 +172,7 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
                              L->eps, L->y, L->save_mean, L->save_invstd);
         return L->y;
     case DJ_L_RELU:
-        if (L->relu_pool || L->bn_relu) /* the MaxPool2d after it or the BatchNorm2d before */
+        if (L->relu_pool || L->bn_relu || L->res_relu) /* done by the layer after or before */
             return x;
         dj_relu_forward(pool, nin, x, L->y);
         return L->y;
@@ -215,7 +215,7 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
         const float *s = L->has_shortcut
                              ? dj_seq_forward(m, &L->shortcut, pool, x, n, train, seed, step)
                              : x;
-        dj_add(pool, nout, b, s, L->y);
+        (L->res_relu ? dj_add_relu : dj_add)(pool, nout, b, s, L->y);
         return L->y;
     }
     default:
@@ -322,7 +322,7 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
     case DJ_L_SILU:
         if (!need_dx)
             return NULL;
-        if (L->relu_pool || L->bn_relu) /* the MaxPool2d's or BatchNorm2d's backward does it */
+        if (L->relu_pool || L->bn_relu || L->res_relu) /* that layer's backward does it */
             return dy;
         if (L->kind == DJ_L_RELU)
             dj_relu_backward(pool, nin, L->x, dy, dx);
@@ -366,6 +366,11 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
         dj_dropout_backward(pool, nin, L->p, L->mask, dy, dx);
         return dx;
     case DJ_L_RESIDUAL: {
+        if (L->res_relu) { /* the fused ReLU's backward: dy where the output > 0, into dx
+                            * (the branches write only their own buffers) */
+            dj_relu_backward(pool, (size_t)n * L->out_size, L->y, dy, dx);
+            dy = dx;
+        }
         const float *b = dj_seq_backward(m, &L->body, pool, dy, n, need_dx);
         const float *s = L->has_shortcut ? dj_seq_backward(m, &L->shortcut, pool, dy, n, need_dx)
                                          : dy;

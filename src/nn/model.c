@@ -1293,6 +1293,17 @@ static int bn_relu_at(const dj_seq *s, int i)
            !relu_pool_at(s, i);
 }
 
+/* Whether layer i of s is a Residual with the ReLU after it fused in, or
+ * that ReLU (one that a pool does not take). */
+static int res_relu_at(const dj_seq *s, int i)
+{
+    const dj_layer_kind k = s->layers[i].kind;
+    if (k == DJ_L_RESIDUAL)
+        return i + 1 < s->count && s->layers[i + 1].kind == DJ_L_RELU && !relu_pool_at(s, i + 1);
+    return k == DJ_L_RELU && i > 0 && s->layers[i - 1].kind == DJ_L_RESIDUAL &&
+           !relu_pool_at(s, i);
+}
+
 static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
 {
     size_t gsize = 0;
@@ -1303,6 +1314,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
             gsize = L->in_size;
         L->relu_pool = relu_pool_at(s, i);
         L->bn_relu = bn_relu_at(s, i);
+        L->res_relu = res_relu_at(s, i);
         switch (L->kind) {
         case DJ_L_CONV2D: {
             dj_conv2d_dims d;
@@ -1333,7 +1345,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         case DJ_L_SILU:
         case DJ_L_AVGPOOL2D:
         case DJ_L_ADAPTIVEAVGPOOL2D:
-            if (!L->relu_pool && !L->bn_relu)
+            if (!L->relu_pool && !L->bn_relu && !L->res_relu)
                 plan_buf(p, &L->y, nout, sizeof(float));
             break;
         case DJ_L_BATCHNORM2D:
@@ -1688,7 +1700,10 @@ static void profile_seq(const dj_seq *s, int depth, dj_layer_profile *out, size_
             snprintf(p->name, sizeof p->name, "%s", L->name);
             p->kind = dj_layer_kind_name(L->kind);
             p->depth = depth;
-            p->fused = L->kind != DJ_L_RELU ? 0 : L->relu_pool ? 1 : L->bn_relu ? 2 : 0;
+            p->fused = L->kind != DJ_L_RELU ? 0
+                       : L->relu_pool              ? 1
+                       : L->bn_relu || L->res_relu ? 2
+                                                   : 0;
             p->out_ndim = L->out.ndim;
             for (int d = 0; d < L->out.ndim && d < 3; d++)
                 p->out[d] = L->out.d[d];

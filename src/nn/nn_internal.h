@@ -134,6 +134,10 @@ struct dj_layer {
      * batch norm applies it (dj_batchnorm2d_relu_*) and the ReLU passes x
      * and dy through, storing nothing. Set on both by dj_model_prepare. */
     int bn_relu;
+    /* A Residual followed by a ReLU (that is not fused with a pool): the
+     * sum applies it (dj_add_relu), its backward masks dy by its output
+     * before the branches; the ReLU passes x and dy through. Set on both. */
+    int res_relu;
 
     /* dj_model_profile: inclusive seconds of forward, backward, encoding;
      * process CPU seconds of forward and backward */

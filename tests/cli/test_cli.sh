@@ -546,8 +546,8 @@ if [ -f "$M" ]; then
             grep -Eq '"precision":"'$p'".*"images_per_second":[0-9.e+]+' <<<"$out"
     done
     expect_err 2 "--precision: expected fp32" "" bench train --precision fp8
-    # --profile: one row per layer of the tree (fmnist-resnet has 31; the 4
-    # ReLUs that follow a BatchNorm2d are done by it), each Conv2d with
+    # --profile: one row per layer of the tree (fmnist-resnet has 31; its 7
+    # ReLUs follow a BatchNorm2d or a residual sum and are done by it), each Conv2d with
     # forward and backward time, encoding time only under cfp8, and a
     # non-negative rest (the layer times are inside the step's)
     for p in fp32 cfp8; do
@@ -556,8 +556,8 @@ if [ -f "$M" ]; then
         rows=$(grep -cE '^[0-9][0-9.a-z]* +[ A-Za-z0-9()]+ +[0-9x]+ +([0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%|- +- +- +- +- +\(in the previous layer\))' <<<"$out")
         check "bench train --profile ($p): 31 layer rows, got $rows: $out" test "$rows" -eq 31
         fused=$(grep -c "(in the previous layer)" <<<"$out")
-        check "bench train --profile ($p): the 4 ReLUs after a BatchNorm2d fused, got $fused" \
-            test "$fused" -eq 4
+        check "bench train --profile ($p): the 7 ReLUs (after a BatchNorm2d or a sum) fused, got $fused" \
+            test "$fused" -eq 7
         check "bench train --profile ($p): conv rows timed" \
             awk '$1 == "3.body.0" && $2 == "Conv2d" && $4 > 0 && $5 > 0 { ok = 1 } END { exit !ok }' <<<"$out"
         if [ $p = cfp8 ]; then
@@ -579,7 +579,7 @@ import json, sys
 p = json.loads(sys.argv[1])["profile"]
 L = p["layers"]
 assert len(L) == 31 and p["steps"] == 2 and p["step_ms"] > 0, p
-assert sum(1 for l in L if l.get("fused_into") == "previous") == 4, L
+assert sum(1 for l in L if l.get("fused_into") == "previous") == 7, L
 conv = [l for l in L if l["kind"] == "Conv2d"]
 assert len(conv) == 9 and all(l["forward_ms"] > 0 and l["backward_ms"] > 0 for l in conv), conv
 total = sum(l.get("share", 0) for l in L) + p["rest_share"]

@@ -9,7 +9,9 @@
  * backward uses the forward's mask (backward of x equals forward of x, bit
  * for bit); p = 0 is the identity and p = 1 gives zeros (as PyTorch); and
  * results are bit-identical for NULL and 1-, 2-, 3-thread pools.
- * add and axpy: exact values, in-place use, thread counts. */
+ * add and axpy: exact values, in-place use, thread counts. add_relu: bit
+ * for bit dj_add then dj_relu_forward, with NaN, +-inf, sums of +0 and -0
+ * and exact cancellations, in place and on a pool. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -163,6 +165,38 @@ static void test_add_axpy(void)
     CHECK(ok, "dj_axpy with x == y");
 }
 
+static void test_add_relu(void)
+{
+    enum { N = 1043 };
+    float a[N], b[N], y[N], z[N], w[N];
+    fill(a, N, 8);
+    fill(b, N, 9);
+    /* specials: NaN, infinities, -0 + -0 = -0, +0 + -0 = +0, x + -x = +0 */
+    a[0] = NAN, a[1] = -0.0f, b[1] = -0.0f, a[2] = 0.0f, b[2] = -0.0f, b[3] = -a[3];
+    a[4] = INFINITY, b[5] = -INFINITY, a[6] = INFINITY, b[6] = -INFINITY, a[20] = -NAN;
+    dj_add(NULL, N, a, b, z);
+    dj_relu_forward(NULL, N, z, y);
+    dj_add_relu(NULL, N, a, b, w);
+    CHECK(!memcmp(w, y, sizeof w), "dj_add_relu differs from dj_add then dj_relu_forward");
+    CHECK(signbit(w[1]) && w[1] == 0.0f, "-0 + -0 gives -0, which the ReLU keeps (as torch.relu)");
+    CHECK(isnan(w[0]) && isnan(w[6]), "NaN and inf - inf pass the ReLU");
+    memcpy(z, a, sizeof z);
+    dj_add_relu(NULL, N, z, b, z);
+    CHECK(!memcmp(z, y, sizeof z), "dj_add_relu in place (y == a) differs");
+    dj_pool *pool;
+    if (dj_pool_create(2, &pool) == DJ_OK) {
+        const size_t n = 200003;
+        float *x = fvec(n), *c = fvec(n), *y0 = fvec(n), *y1 = fvec(n);
+        fill(x, n, 10);
+        fill(c, n, 11);
+        dj_add_relu(NULL, n, x, c, y0);
+        dj_add_relu(pool, n, x, c, y1);
+        CHECK(!memcmp(y0, y1, n * sizeof *y0), "dj_add_relu on 2 threads differs");
+        free(x), free(c), free(y0), free(y1);
+        dj_pool_destroy(pool);
+    }
+}
+
 static void test_threads(void)
 {
     const size_t n = 200003;
@@ -200,6 +234,7 @@ int main(void)
     test_dropout_reproducible();
     test_dropout_edges();
     test_add_axpy();
+    test_add_relu();
     test_threads();
     return th_done("test_elementwise");
 }
