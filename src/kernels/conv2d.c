@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/vec4.h"
 #include "kernels/winograd.h"
 
 /* A chunk's buffers (per thread) aim at this many floats (192 KiB). */
@@ -61,7 +62,6 @@ static size_t round16(size_t n)
     return (n + 15) / 16 * 16;
 }
 
-typedef float v4f __attribute__((vector_size(16)));
 
 /* dst[i] = src[i] + b for i < n (dst may be src), four lanes at a time. */
 static void add_bias(float *dst, const float *src, int n, float b)
@@ -106,6 +106,44 @@ static inline void copy_run(const dj__sgemm_kernel *kd, dj_opd src, size_t at, i
 }
 
 /* ---- im2col / col2im over a range of krows and a run of P ---- */
+
+/* dst[t] = src[2 t] for t < n, four at a time. Reads src[0 .. 2 n - 2]
+ * only: the vector loop stops while a value is left for the scalar tail, so
+ * it never loads the element after the last one it needs. */
+static void gather2(float *dst, const float *src, int n)
+{
+    int t = 0;
+    for (; t + 4 < n; t += 4) {
+        v4f a, b;
+        memcpy(&a, src + 2 * t, sizeof a);
+        memcpy(&b, src + 2 * t + 4, sizeof b);
+        const v4f e = EVEN4(a, b);
+        memcpy(dst + t, &e, sizeof e);
+    }
+    for (; t < n; t++)
+        dst[t] = src[2 * t];
+}
+
+/* dst[2 t] += src[t] for t < n, four at a time, touching dst[0 .. 2 n - 2]
+ * only. The lanes in between get -0.0 added, which leaves every value (-0
+ * and NaN included) as it was, so the bits are the scalar loop's. */
+static void scatter_add2(float *dst, const float *src, int n)
+{
+    const v4f nz = {-0.0f, -0.0f, -0.0f, -0.0f};
+    int t = 0;
+    for (; t + 4 < n; t += 4) {
+        v4f s, a, b;
+        memcpy(&s, src + t, sizeof s);
+        memcpy(&a, dst + 2 * t, sizeof a);
+        memcpy(&b, dst + 2 * t + 4, sizeof b);
+        a += ZIP_LO4(s, nz);
+        b += ZIP_HI4(s, nz);
+        memcpy(dst + 2 * t, &a, sizeof a);
+        memcpy(dst + 2 * t + 4, &b, sizeof b);
+    }
+    for (; t < n; t++)
+        dst[2 * t] += src[t];
+}
 
 /* For krow (ki, kj): the output columns ox in [*lo, *hi) whose input column
  * ox * sw - pw + kj is inside the image. */
@@ -154,6 +192,9 @@ static void im2col(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd x
                     o[t - ox] = 0.0f;
                 if (sw == 1 && b > a) {
                     copy_run(kd, x, xr + (size_t)(a + ix0), b - a, o + (a - ox));
+                } else if (x.kind == DJ_OPD_F32 && sw == 2) {
+                    if (b > a)
+                        gather2(o + (a - ox), (const float *)x.p + xr + 2 * a + ix0, b - a);
                 } else if (x.kind == DJ_OPD_F32) {
                     const float *xf = (const float *)x.p + xr;
                     for (int t = a; t < b; t++)
@@ -196,7 +237,9 @@ static void col2im(const dj_conv2d_dims *d, const float *col, ptrdiff_t ld, int 
                 if (sw == 1)
                     for (int t = a; t < b; t++)
                         xr[t + ix0] += s[t - ox];
-                else
+                else if (sw == 2 && b > a)
+                    scatter_add2(xr + 2 * a + ix0, s + (a - ox), b - a);
+                else if (sw != 2)
                     for (int t = a; t < b; t++)
                         xr[t * sw + ix0] += s[t - ox];
             }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dojo/kernels.h"
+#include "kernels/vec4.h"
 
 /* Planes of less work than this (in input elements, in all) stay on the
  * calling thread. */
@@ -59,18 +60,6 @@ static void window(const dj_pool2d_dims *d, int oy, int ox, int *y0, int *y1, in
     *x1 = we > d->w ? d->w : we;
 }
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-/* Lanes 0, 2, 4, 6 and 1, 3, 5, 7 of a:b (clang and GCC >= 12 spell it
- * __builtin_shufflevector, older GCC __builtin_shuffle). */
-#if defined(__clang__) || __GNUC__ >= 12
-#define EVEN4(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
-#define ODD4(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
-#else
-#define EVEN4(a, b) __builtin_shuffle(a, b, (v4i){0, 2, 4, 6})
-#define ODD4(a, b) __builtin_shuffle(a, b, (v4i){1, 3, 5, 7})
-#endif
 
 typedef struct {
     const dj_pool2d_dims *d;
