@@ -141,28 +141,11 @@ typedef struct {
     float *y;
 } binary_args;
 
-static void add_range(void *arg, size_t i0, size_t i1)
+/* y = a + b, then (relu) x < 0 ? 0 : x - NaN and -0 pass, as
+ * dj_relu_forward. Inlined with relu a constant: one loop each. */
+static inline __attribute__((always_inline)) void add_loop(const binary_args *p, size_t i0,
+                                                           size_t i1, int relu)
 {
-    const binary_args *p = arg;
-    const float *a = p->a, *b = p->b;
-    float *y = p->y;
-    size_t i = i0;
-    for (; i + VB <= i1; i += VB) {
-        float t[VB];
-        for (int k = 0; k < VB; k++)
-            t[k] = a[i + k] + b[i + k];
-        for (int k = 0; k < VB; k++)
-            y[i + k] = t[k];
-    }
-    for (; i < i1; i++)
-        y[i] = a[i] + b[i];
-}
-
-/* y = relu(a + b): the sum rounded first, then x < 0 ? 0 : x (NaN and -0
- * pass, as dj_relu_forward). */
-static void add_relu_range(void *arg, size_t i0, size_t i1)
-{
-    const binary_args *p = arg;
     const float *a = p->a, *b = p->b;
     float *y = p->y;
     size_t i = i0;
@@ -170,15 +153,25 @@ static void add_relu_range(void *arg, size_t i0, size_t i1)
         float t[VB];
         for (int k = 0; k < VB; k++) {
             const float v = a[i + k] + b[i + k];
-            t[k] = v < 0.0f ? 0.0f : v;
+            t[k] = relu && v < 0.0f ? 0.0f : v;
         }
         for (int k = 0; k < VB; k++)
             y[i + k] = t[k];
     }
     for (; i < i1; i++) {
         const float v = a[i] + b[i];
-        y[i] = v < 0.0f ? 0.0f : v;
+        y[i] = relu && v < 0.0f ? 0.0f : v;
     }
+}
+
+static void add_range(void *arg, size_t i0, size_t i1)
+{
+    add_loop(arg, i0, i1, 0);
+}
+
+static void add_relu_range(void *arg, size_t i0, size_t i1)
+{
+    add_loop(arg, i0, i1, 1);
 }
 
 static void axpy_range(void *arg, size_t i0, size_t i1)

@@ -1282,26 +1282,14 @@ static int relu_pool_at(const dj_seq *s, int i)
            (k == DJ_L_MAXPOOL2D && i > 0 && s->layers[i - 1].kind == DJ_L_RELU);
 }
 
-/* Whether layer i of s is a BatchNorm2d with the ReLU after it fused in, or
- * that ReLU (one that a pool does not take). */
-static int bn_relu_at(const dj_seq *s, int i)
+/* Whether layer i of s is a layer of kind k with the ReLU after it fused in,
+ * or that ReLU (one that a pool does not take). */
+static int relu_after_at(const dj_seq *s, int i, dj_layer_kind k)
 {
-    const dj_layer_kind k = s->layers[i].kind;
-    if (k == DJ_L_BATCHNORM2D)
+    const dj_layer_kind ki = s->layers[i].kind;
+    if (ki == k)
         return i + 1 < s->count && s->layers[i + 1].kind == DJ_L_RELU && !relu_pool_at(s, i + 1);
-    return k == DJ_L_RELU && i > 0 && s->layers[i - 1].kind == DJ_L_BATCHNORM2D &&
-           !relu_pool_at(s, i);
-}
-
-/* Whether layer i of s is a Residual with the ReLU after it fused in, or
- * that ReLU (one that a pool does not take). */
-static int res_relu_at(const dj_seq *s, int i)
-{
-    const dj_layer_kind k = s->layers[i].kind;
-    if (k == DJ_L_RESIDUAL)
-        return i + 1 < s->count && s->layers[i + 1].kind == DJ_L_RELU && !relu_pool_at(s, i + 1);
-    return k == DJ_L_RELU && i > 0 && s->layers[i - 1].kind == DJ_L_RESIDUAL &&
-           !relu_pool_at(s, i);
+    return ki == DJ_L_RELU && i > 0 && s->layers[i - 1].kind == k && !relu_pool_at(s, i);
 }
 
 static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
@@ -1313,8 +1301,8 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         if (L->in_size > gsize)
             gsize = L->in_size;
         L->relu_pool = relu_pool_at(s, i);
-        L->bn_relu = bn_relu_at(s, i);
-        L->res_relu = res_relu_at(s, i);
+        L->bn_relu = relu_after_at(s, i, DJ_L_BATCHNORM2D);
+        L->res_relu = relu_after_at(s, i, DJ_L_RESIDUAL);
         switch (L->kind) {
         case DJ_L_CONV2D: {
             dj_conv2d_dims d;
