@@ -237,9 +237,10 @@ static void col2im(const dj_conv2d_dims *d, const float *col, ptrdiff_t ld, int 
                 if (sw == 1)
                     for (int t = a; t < b; t++)
                         xr[t + ix0] += s[t - ox];
-                else if (sw == 2 && b > a)
-                    scatter_add2(xr + 2 * a + ix0, s + (a - ox), b - a);
-                else if (sw != 2)
+                else if (sw == 2) {
+                    if (b > a) /* (else the pointer may lie before the plane) */
+                        scatter_add2(xr + 2 * a + ix0, s + (a - ox), b - a);
+                } else
                     for (int t = a; t < b; t++)
                         xr[t * sw + ix0] += s[t - ox];
             }
