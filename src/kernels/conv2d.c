@@ -324,17 +324,29 @@ static void pad_plane(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, in
     int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
     if (j1 < j0)
         j1 = j0;
+    /* rows [i0, i1) of dst hold source rows i - top */
+    int i0 = g->top > 0 ? g->top : 0, i1 = g->top + g->h < g->hp ? g->top + g->h : g->hp;
+    if (i1 < i0 || j1 == j0)
+        i1 = i0;
     for (int i = 0; i < g->hp; i++) {
         float *row = dst + (size_t)i * rw;
-        const int si = i - g->top;
-        if (si < 0 || si >= g->h || j1 == j0) {
+        if (i < i0 || i >= i1) {
             memset(row, 0, (size_t)rw * sizeof(float));
-            continue;
+        } else {
+            memset(row, 0, (size_t)j0 * sizeof(float));
+            memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
         }
-        const size_t s = ((size_t)ci * g->h + si) * g->w;
-        memset(row, 0, (size_t)j0 * sizeof(float));
-        copy_run(kd, src, s + (size_t)(j0 - g->left), j1 - j0, row + j0);
-        memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
+    }
+    if (i1 == i0)
+        return;
+    const size_t s = ((size_t)ci * g->h + (i0 - g->top)) * g->w + (size_t)(j0 - g->left);
+    if (src.kind == DJ_OPD_F32) {
+        for (int i = i0; i < i1; i++)
+            memcpy(dst + (size_t)i * rw + j0, (const float *)src.p + s + (size_t)(i - i0) * g->w,
+                   (size_t)(j1 - j0) * sizeof(float));
+    } else { /* every row in one call */
+        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), g->w, i1 - i0, j1 - j0,
+                        dst + (size_t)i0 * rw + j0, rw);
     }
 }
 
@@ -1002,13 +1014,7 @@ static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const
     const int rw = 4 * xs;
     for (int ci = c0; ci < c1; ci++) {
         float *d = dst + (size_t)ci * g->hp * rw;
-        if (src.kind == DJ_OPD_F32 || (size_t)g->h * g->w > (size_t)g->hp * rw) {
-            pad_plane(kd, g, src, ci, rw, tmp);
-        } else { /* decode the whole plane in one call (into d, which is
-                  * split into last), not row by row */
-            kd->decode(dj__opd_at(src, (ptrdiff_t)ci * g->h * g->w), g->h * g->w, d);
-            pad_plane(kd, g, dj_opd_f32(d), 0, rw, tmp);
-        }
+        pad_plane(kd, g, src, ci, rw, tmp);
         for (int i = 0; i < g->hp; i++)
             fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
     }

@@ -48,19 +48,19 @@
 static const dj__sgemm_kernel k_generic = {DJ_ISA_GENERIC, 4, 8, 128, 256, 4096,
                                            dj__sgemm_ukr_generic, dj__sgemm_ukr_ofs_generic,
                                            dj__sgemm_ukr_arows_generic, NULL,
-                                           dj__opd_decode_generic, NULL};
+                                           dj__opd_decode_generic, dj__opd_decode_rows_generic, NULL};
 #ifdef DOJO_X86
 /* Zen 3: 32 KiB L1d holds a 256 x 16 B panel (16 KiB) with room to spare; a
  * 144 x 256 A block (144 KiB) sits in the 512 KiB L2. */
 static const dj__sgemm_kernel k_avx2 = {DJ_ISA_AVX2, 6, 16, 144, 256, 4080, dj__sgemm_ukr_avx2,
                                         dj__sgemm_ukr_ofs_avx2, dj__sgemm_ukr_arows_avx2,
                                         dj__sgemm_pack_b_rows_avx2, dj__opd_decode_avx2,
-                                        dj__sgemm_dot_nt_avx2};
+                                        dj__opd_decode_rows_avx2, dj__sgemm_dot_nt_avx2};
 /* A 192 x 32 B panel is 24 KiB, inside the 32-48 KiB L1d of AVX-512 cores. */
 static const dj__sgemm_kernel k_avx512 = {DJ_ISA_AVX512, 6, 32, 144, 192, 4096,
                                           dj__sgemm_ukr_avx512, dj__sgemm_ukr_ofs_avx512,
                                           dj__sgemm_ukr_arows_avx512, NULL,
-                                          dj__opd_decode_avx2, NULL};
+                                          dj__opd_decode_avx2, dj__opd_decode_rows_avx2, NULL};
 #endif
 
 const dj__sgemm_kernel *dj__sgemm_kernel_for(dj_isa isa)
@@ -302,6 +302,13 @@ void dj__opd_decode_generic(dj_opd src, int n, float *dst)
     }
 }
 
+void dj__opd_decode_rows_generic(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst,
+                                 ptrdiff_t ldd)
+{
+    for (int r = 0; r < rows; r++)
+        dj__opd_decode_generic(dj__opd_at(src, r * ld), n, dst + r * ldd);
+}
+
 /* lut[c]'s bits by the form f (kernels.h): what the vector decoders compute. */
 static uint32_t form_bits(const dj_lut8_form *f, unsigned c)
 {
@@ -353,16 +360,12 @@ int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
 static void pack_rows_q(const dj__sgemm_kernel *kd, int L, dj_opd src, ptrdiff_t ld, int k, int n,
                         float *dst, size_t ps)
 {
-    const int full = n / L, rest = n - full * L;
-    for (int p = 0; p < k; p++) {
-        const dj_opd s = dj__opd_at(src, p * ld);
-        float *d = dst + (size_t)p * L;
-        for (int q = 0; q < full; q++, d += ps)
-            kd->decode(dj__opd_at(s, (ptrdiff_t)q * L), L, d);
-        if (rest) {
-            kd->decode(dj__opd_at(s, (ptrdiff_t)full * L), rest, d);
-            memset(d + rest, 0, (size_t)(L - rest) * sizeof(float));
-        }
+    for (int q = 0; q * L < n; q++, dst += ps) {
+        const int w = n - q * L < L ? n - q * L : L;
+        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)q * L), ld, k, w, dst, L);
+        if (w < L)
+            for (int p = 0; p < k; p++)
+                memset(dst + (size_t)p * L + w, 0, (size_t)(L - w) * sizeof(float));
     }
 }
 
@@ -380,10 +383,11 @@ static void pack_cols_any(int L, const float *const *rows, int nr, int k, float 
     }
 }
 
-/* pack_cols of a non-float32 operand: source rows r < nr at rows[r]
- * (elements of `kind`) become lane r of k rows of L floats, QBLK values at
- * a time through a stack block. as_b: the B panel packer of kd (L = NR). */
-static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd like,
+/* pack_cols of a non-float32 operand: source row r < nr (elements of
+ * src's kind) at rows[r], or, with rows NULL, at element r * ld of src,
+ * becomes lane r of k rows of L floats, QBLK values at a time through a
+ * stack block. as_b: the B panel packer of kd (L = NR). */
+static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd src, ptrdiff_t ld,
                         const void *const *rows, int nr, int k, float *dst)
 {
     _Alignas(DJ_SGEMM_ALIGN) float blk[DJ_SGEMM_MAX_NR * QBLK];
@@ -393,10 +397,14 @@ static void pack_cols_q(const dj__sgemm_kernel *kd, int L, int as_b, dj_opd like
         brows[r] = blk + r * QBLK;
     for (int p0 = 0; p0 < k; p0 += QBLK) {
         const int kb = k - p0 < QBLK ? k - p0 : QBLK;
-        for (int r = 0; r < nr; r++) {
-            dj_opd s = like;
-            s.p = rows[r];
-            kd->decode(dj__opd_at(s, p0), kb, blk + r * QBLK);
+        if (!rows) {
+            kd->decode_rows(dj__opd_at(src, p0), ld, nr, kb, blk, QBLK);
+        } else {
+            for (int r = 0; r < nr; r++) {
+                dj_opd s = src;
+                s.p = rows[r];
+                kd->decode(dj__opd_at(s, p0), kb, blk + r * QBLK);
+            }
         }
         if (as_b)
             dj__sgemm_pack_b_rows(kd, brows, nr, kb, dst + (size_t)p0 * L);
@@ -417,13 +425,9 @@ void dj__gemm_pack_a_q(const dj__sgemm_kernel *kd, int trans, dj_opd A, ptrdiff_
         pack_rows_q(kd, MR, A, lda, k, m, dst, (size_t)k * MR);
         return;
     }
-    const void *rows[DJ_SGEMM_MAX_MR];
-    for (int i0 = 0; i0 < m; i0 += MR, dst += (size_t)k * MR) {
-        const int mr = m - i0 < MR ? m - i0 : MR;
-        for (int r = 0; r < mr; r++)
-            rows[r] = dj__opd_at(A, (i0 + r) * lda).p;
-        pack_cols_q(kd, MR, 0, A, rows, mr, k, dst);
-    }
+    for (int i0 = 0; i0 < m; i0 += MR, dst += (size_t)k * MR)
+        pack_cols_q(kd, MR, 0, dj__opd_at(A, i0 * lda), lda, NULL, m - i0 < MR ? m - i0 : MR, k,
+                    dst);
 }
 
 void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_t ldb, int k,
@@ -438,19 +442,15 @@ void dj__gemm_pack_b_q(const dj__sgemm_kernel *kd, int trans, dj_opd B, ptrdiff_
         pack_rows_q(kd, NR, B, ldb, k, n, dst, ps);
         return;
     }
-    const void *rows[DJ_SGEMM_MAX_NR];
-    for (int j0 = 0; j0 < n; j0 += NR, dst += ps) {
-        const int nr = n - j0 < NR ? n - j0 : NR;
-        for (int r = 0; r < nr; r++)
-            rows[r] = dj__opd_at(B, (j0 + r) * ldb).p;
-        pack_cols_q(kd, NR, 1, B, rows, nr, k, dst);
-    }
+    for (int j0 = 0; j0 < n; j0 += NR, dst += ps)
+        pack_cols_q(kd, NR, 1, dj__opd_at(B, j0 * ldb), ldb, NULL, n - j0 < NR ? n - j0 : NR, k,
+                    dst);
 }
 
 void dj__gemm_pack_b_rows_q(const dj__sgemm_kernel *kd, dj_opd like, const void *const *rows,
                             int nr, int k, float *dst)
 {
-    pack_cols_q(kd, kd->nr, 1, like, rows, nr, k, dst);
+    pack_cols_q(kd, kd->nr, 1, like, 0, rows, nr, k, dst);
 }
 
 /* ---- the macro-kernel ---- */

@@ -132,34 +132,67 @@ static inline __attribute__((always_inline)) __m256 decode8_gather(const uint8_t
     return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s)), 4);
 }
 
-/* dj__opd_decode_generic with 8 lanes at a time: bf16 widened by a 16-bit
- * shift; 8-bit codes by the table's form, or gathered from the table. The
- * bits are the scalar routine's (the form is the table's, checked when made). */
+/* The first n < 8 lanes of v to dst. */
+static inline __attribute__((always_inline)) void store_lanes(float *dst, __m256 v, int n)
+{
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(dst, m, v);
+}
+
+enum { DEC_BF16, DEC_FORM, DEC_GATHER };
+
+/* 8 elements at p (bf16 bits or 8-bit codes) by decoder `how`. */
+static inline __attribute__((always_inline)) __m256 decode8(int how, const void *p, const float *lut,
+                                                            const dj_lut8_form *f)
+{
+    return how == DEC_BF16 ? decode8_bf16(p) : how == DEC_FORM ? decode8_form(p, lut, f)
+                                                               : decode8_gather(p, lut);
+}
+
+/* The row loops of dj__opd_decode_rows_avx2 for decoder `how` (a constant
+ * once inlined): 8 elements at a time, the last n % 8 through a
+ * zero-padded copy (never reading past the row) and a masked store. */
+static inline __attribute__((always_inline)) void decode_rows8(int how, dj_opd src, ptrdiff_t ld,
+                                                               int rows, int n, float *dst,
+                                                               ptrdiff_t ldd)
+{
+    const size_t es = how == DEC_BF16 ? 2 : 1;
+    const dj_lut8_form f = how == DEC_FORM ? *src.form : (dj_lut8_form){0};
+    for (int r = 0; r < rows; r++) {
+        const unsigned char *s = (const unsigned char *)src.p + (size_t)(r * ld) * es;
+        float *d = dst + r * ldd;
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(d + i, decode8(how, s + i * es, src.lut, &f));
+        if (i < n) {
+            _Alignas(16) unsigned char t[16] = {0};
+            memcpy(t, s + i * es, (size_t)(n - i) * es);
+            store_lanes(d + i, decode8(how, t, src.lut, &f), n - i);
+        }
+    }
+}
+
+/* dj__opd_decode_rows_generic with 8 lanes at a time: bf16 widened by a
+ * 16-bit shift; 8-bit codes by the table's form, or gathered from the
+ * table. The bits are the scalar routine's (the form is the table's,
+ * checked when made). */
+void dj__opd_decode_rows_avx2(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst,
+                              ptrdiff_t ldd)
+{
+    if (src.kind == DJ_OPD_BF16)
+        decode_rows8(DEC_BF16, src, ld, rows, n, dst, ldd);
+    else if (src.kind == DJ_OPD_U8 && src.form)
+        decode_rows8(DEC_FORM, src, ld, rows, n, dst, ldd);
+    else if (src.kind == DJ_OPD_U8)
+        decode_rows8(DEC_GATHER, src, ld, rows, n, dst, ldd);
+    else
+        dj__opd_decode_rows_generic(src, ld, rows, n, dst, ldd);
+}
+
 void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 {
-    int i = 0;
-    switch (src.kind) {
-    case DJ_OPD_BF16: {
-        const uint16_t *s = src.p;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, decode8_bf16(s + i));
-        break;
-    }
-    case DJ_OPD_U8: {
-        const uint8_t *s = src.p;
-        if (src.form) {
-            const dj_lut8_form f = *src.form;
-            for (; i + 8 <= n; i += 8)
-                _mm256_storeu_ps(dst + i, decode8_form(s + i, src.lut, &f));
-            break;
-        }
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, decode8_gather(s + i, src.lut));
-        break;
-    }
-    default: break;
-    }
-    dj__opd_decode_generic(dj__opd_at(src, i), n - i, dst + i);
+    dj__opd_decode_rows_avx2(src, 0, 1, n, dst, 0);
 }
 
 /* ---- the dot-product kernel for few rows times a transposed B ----

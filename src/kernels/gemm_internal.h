@@ -77,6 +77,8 @@ typedef struct {
     void (*pack_b_rows)(const float *const *rows, int nr, int k, float *dst);
     /* dst[i] = element i of src, i < n (any kind; see dj__opd_decode_generic) */
     void (*decode)(dj_opd src, int n, float *dst);
+    /* the same for rows rows: dst[r * ldd + i] = element r * ld + i of src */
+    void (*decode_rows)(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst, ptrdiff_t ldd);
     /* C = A * B^T for M <= DJ_DOT_MAX_M rows by dot products (gemm_avx2.c),
      * or NULL: the ISA streams B through its micro-kernel instead */
     void (*dot_nt)(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
@@ -117,8 +119,12 @@ static inline float dj__opd_get(dj_opd o, ptrdiff_t i)
  * checked against the table bit for bit when it is made, so both give the
  * table's bits. */
 void dj__opd_decode_generic(dj_opd src, int n, float *dst);
+void dj__opd_decode_rows_generic(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst,
+                                 ptrdiff_t ldd);
 #ifdef DOJO_X86
 void dj__opd_decode_avx2(dj_opd src, int n, float *dst);
+void dj__opd_decode_rows_avx2(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst,
+                              ptrdiff_t ldd);
 #endif
 
 /* Products of at most this many row panels (M <= it * MR) stream B through
