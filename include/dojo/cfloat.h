@@ -146,6 +146,24 @@ dj_status dj_cf_encode_array_isa(dj_isa isa, dj_format f, int bias, const float 
 dj_status dj_cf_decode_array_isa(dj_isa isa, dj_format f, int bias, const void *in, float *out,
                                  size_t n, unsigned *flags);
 
+/* What an encoding pass saw (dj_cf_encode_array_stats). */
+typedef struct {
+    int64_t over;  /* elements with |x| > limit, or |x| == limit when tie (NaN never) */
+    int64_t under; /* non-zero elements (NaN included) whose code is zero below its top bit */
+    float amax;    /* the largest |x|, NaN ignored; 0 when there is none */
+} dj_cf_stats;
+
+/* dj_cf_encode_array of float32 that also counts, in the same pass over x,
+ * into *st: counts added, amax the larger of *st's and this call's. For a
+ * quantiser's statistics (limit: the magnitude above which an element
+ * overflows). Same codes and flags as dj_cf_encode_array. */
+void dj_cf_encode_array_stats(dj_format f, int bias, const float *x, void *out, size_t n,
+                              dj_round r, uint64_t index0, unsigned *flags, float limit, int tie,
+                              dj_cf_stats *st);
+dj_status dj_cf_encode_array_stats_isa(dj_isa isa, dj_format f, int bias, const float *x,
+                                       void *out, size_t n, dj_round r, uint64_t index0,
+                                       unsigned *flags, float limit, int tie, dj_cf_stats *st);
+
 /* The decode table of an 8-bit format for the kernels' 8-bit operands
  * (dj_opd_u8 in kernels.h): lut[code] = the value of each of the 256 codes
  * of an 8-bit format at `bias` (NaN codes give a quiet NaN with the code's

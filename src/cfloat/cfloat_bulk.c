@@ -43,6 +43,8 @@ void dj__cvt_params_init(dj_cvt_params *p, dj_format f, int bias)
 }
 
 typedef struct {
+    void (*encode_stats)(const dj_cvt_params *, dj_format, int, const float *, void *, size_t,
+                         dj_round, uint64_t, unsigned *, float, int, dj_cf_stats *);
     void (*encode)(const dj_cvt_params *, dj_format, int, const void *, int, void *, size_t,
                    dj_round, uint64_t, unsigned *);
     void (*decode)(const dj_cvt_params *, const void *, void *, int, size_t, unsigned *);
@@ -52,10 +54,10 @@ static kernels kernels_for(dj_isa isa)
 {
     switch (isa) {
 #ifdef DOJO_X86
-    case DJ_ISA_AVX512: return (kernels){dj__encode_avx512, dj__decode_avx512};
-    case DJ_ISA_AVX2: return (kernels){dj__encode_avx2, dj__decode_avx2};
+    case DJ_ISA_AVX512: return (kernels){dj__encode_stats_avx512, dj__encode_avx512, dj__decode_avx512};
+    case DJ_ISA_AVX2: return (kernels){dj__encode_stats_avx2, dj__encode_avx2, dj__decode_avx2};
 #endif
-    default: return (kernels){dj__encode_generic, dj__decode_generic};
+    default: return (kernels){dj__encode_stats_generic, dj__encode_generic, dj__decode_generic};
     }
 }
 
@@ -104,6 +106,31 @@ dj_status dj_cf_decode_array_isa(dj_isa isa, dj_format f, int bias, const void *
                                  size_t n, unsigned *flags)
 {
     return decode_any(isa, f, bias, in, out, 0, n, flags);
+}
+
+dj_status dj_cf_encode_array_stats_isa(dj_isa isa, dj_format f, int bias, const float *x,
+                                       void *out, size_t n, dj_round r, uint64_t index0,
+                                       unsigned *flags, float limit, int tie, dj_cf_stats *st)
+{
+    if (!dj_format_scaled_bias_ok(f, bias) || dj_format_desc_of(f)->bits > 16)
+        return DJ_ERR_ARG;
+    dj_status status = resolve(&isa);
+    if (status)
+        return status;
+    dj_cvt_params p;
+    dj__cvt_params_init(&p, f, bias);
+    kernels_for(isa).encode_stats(&p, f, bias, x, out, n, r, index0, flags, limit, tie, st);
+    return DJ_OK;
+}
+
+void dj_cf_encode_array_stats(dj_format f, int bias, const float *x, void *out, size_t n,
+                              dj_round r, uint64_t index0, unsigned *flags, float limit, int tie,
+                              dj_cf_stats *st)
+{
+    dj_status status = dj_cf_encode_array_stats_isa(DJ_ISA_AUTO, f, bias, x, out, n, r, index0,
+                                                    flags, limit, tie, st);
+    assert(status == DJ_OK);
+    (void)status;
 }
 
 void dj_cf_encode_array(dj_format f, int bias, const float *x, void *out, size_t n, dj_round r,

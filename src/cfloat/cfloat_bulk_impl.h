@@ -313,30 +313,58 @@ static inline void store_u16(uint16_t *out, vu c)
 #endif
 }
 
-/* One specialised loop per (input type, code width, rounding mode): blocks of
- * DJ_BLOCK elements through enc_vec (a partial last vector goes through a
- * zero-padded copy), then the reference for the hard lanes of the block. A
- * block whose element indices wrap past a multiple of 2^32 (the random
- * stream's index is 64-bit) is done by the reference entirely. */
-#define DJ_ENC_LOOP(NAME, IN, OUT_T, SR)                                                           \
+/* Sum of the lanes of v. */
+static inline int64_t lane_sum(vu v)
+{
+    int64_t t = 0;
+    for (int l = 0; l < VL; l++)
+        t += v[l];
+    return t;
+}
+
+/* The statistics dj_cf_encode_array_stats counts for one element (the
+ * scalar twin of the vector loop's, for the lanes the reference redoes). */
+static inline void stats_one(uint32_t u, uint32_t code, uint32_t mag, uint32_t lim, int tie,
+                             dj_cf_stats *st)
+{
+    const uint32_t a = u & 0x7fffffffu;
+    st->over += (a > lim && a <= 0x7f800000u) || (tie && a == lim);
+    st->under += a != 0 && (code & mag) == 0;
+    if (a <= 0x7f800000u && a > dj__f32_bits(st->amax))
+        st->amax = dj__bits_f32(a);
+}
+
+/* One specialised loop per (input type, code width, rounding mode, with
+ * statistics or not): blocks of DJ_BLOCK elements through enc_vec (a
+ * partial last vector goes through a zero-padded copy), then the reference
+ * for the hard lanes of the block. A block whose element indices wrap past
+ * a multiple of 2^32 (the random stream's index is 64-bit) is done by the
+ * reference entirely. With STATS, the loop also counts into *st (see
+ * dj_cf_encode_array_stats): the input's part for every lane, the code's
+ * part (underflow) for the lanes it keeps; the fix-up adds the code's part
+ * of the lanes it redoes (all three parts for a wrapping block). */
+#define DJ_ENC_LOOP(NAME, IN, OUT_T, SR, STATS)                                                    \
     static void NAME(const dj_cvt_params *pp, dj_format f, int bias, const void *restrict x,       \
-                     OUT_T *restrict out, size_t n, dj_round r, uint64_t index0, unsigned *flags)  \
+                     OUT_T *restrict out, size_t n, dj_round r, uint64_t index0, unsigned *flags,  \
+                     uint32_t lim, int tie, dj_cf_stats *st)                                       \
     {                                                                                              \
         const dj_cvt_params P = *pp;                                                               \
         const dj_rng_key key = dj_rng_key_make(r.seed);                                            \
+        const uint32_t mag = (uint32_t)((OUT_T)~(OUT_T)0 >> 1);                                    \
+        const vu tiem = (vu){0} - (uint32_t)(tie != 0);                                            \
         vu lane = {0};                                                                             \
         for (int l = 0; l < VL; l++)                                                               \
             lane[l] = (uint32_t)l;                                                                 \
-        vu acc = {0};                                                                              \
+        vu acc = {0}, amv = {0};                                                                   \
         uint32_t acc_fix = 0;                                                                      \
         for (size_t base = 0; base < n; base += DJ_BLOCK) {                                        \
             const size_t len = n - base < DJ_BLOCK ? n - base : DJ_BLOCK;                          \
             const uint64_t idx = index0 + base;                                                    \
             const uint32_t lo0 = (uint32_t)idx, hi = (uint32_t)(idx >> 32);                        \
             const int wraps = SR && (uint32_t)(lo0 + (uint32_t)(len - 1)) < lo0;                   \
-            vu any_hard = {0};                                                                     \
+            vu any_hard = {0}, ovc = {0}, unc = {0};                                               \
             for (size_t j = 0; j < len && !wraps; j += VL) {                                       \
-                vu u, rnd = {0}, lf, hard;                                                         \
+                vu u, rnd = {0}, lf, hard, valid = ~(vu){0};                                       \
                 const size_t m = len - j < VL ? len - j : VL;                                      \
                 if (m == VL) {                                                                     \
                     u = load_##IN(x, base + j);                                                    \
@@ -351,7 +379,7 @@ static inline void store_u16(uint16_t *out, vu c)
                 }                                                                                  \
                 vu c = enc_vec(&P, u, rnd, SR, &lf, &hard);                                        \
                 if (m < VL) {                                                                      \
-                    vu valid = MASK(lane < (uint32_t)m);                                           \
+                    valid = MASK(lane < (uint32_t)m);                                              \
                     lf &= valid;                                                                   \
                     hard &= valid;                                                                 \
                     OUT_T tmpo[VL];                                                                \
@@ -360,8 +388,20 @@ static inline void store_u16(uint16_t *out, vu c)
                 } else {                                                                           \
                     STORE_##OUT_T(out + base + j, c);                                              \
                 }                                                                                  \
+                if (STATS) {                                                                       \
+                    const vi ai = (vi)(u & 0x7fffffffu);                                           \
+                    const vu notnan = MASK(ai <= 0x7f800000);                                      \
+                    ovc -= valid & ((MASK(ai > (int32_t)lim) & notnan) |                           \
+                                    (tiem & MASK(ai == (int32_t)lim)));                            \
+                    unc -= valid & ~hard & MASK(ai != 0) & MASK((c & mag) == 0u);                  \
+                    amv = vsel(MASK(ai > (vi)amv) & notnan, (vu)ai, amv);                          \
+                }                                                                                  \
                 acc |= lf & ~hard;                                                                 \
                 any_hard |= hard;                                                                  \
+            }                                                                                      \
+            if (STATS) {                                                                           \
+                st->over += lane_sum(ovc);                                                         \
+                st->under += lane_sum(unc);                                                        \
             }                                                                                      \
             int need_fix = wraps;                                                                  \
             for (int l = 0; l < VL; l++)                                                           \
@@ -375,23 +415,36 @@ static inline void store_u16(uint16_t *out, vu c)
                     unsigned rf = 0;                                                               \
                     out[base + j] = (OUT_T)dj_cf_encode(f, bias, dj__bits_f32(u), r, idx + j, &rf); \
                     acc_fix |= rf;                                                                 \
+                    if (STATS && wraps) {                                                          \
+                        stats_one(u, out[base + j], mag, lim, tie, st);                            \
+                    } else if (STATS) {                                                            \
+                        const uint32_t a = u & 0x7fffffffu;                                        \
+                        st->under += a != 0 && (out[base + j] & mag) == 0;                         \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (int l = 0; l < VL; l++)                                                               \
+        for (int l = 0; l < VL; l++) {                                                             \
             acc_fix |= acc[l];                                                                     \
+            if (STATS && amv[l] > dj__f32_bits(st->amax))                                          \
+                st->amax = dj__bits_f32(amv[l]);                                                   \
+        }                                                                                          \
         *flags |= acc_fix;                                                                         \
     }
 
 #define STORE_uint8_t store_u8
 #define STORE_uint16_t store_u16
 
-DJ_ENC_LOOP(enc_f32_u8_rn, f32, uint8_t, 0)
-DJ_ENC_LOOP(enc_f32_u8_sr, f32, uint8_t, 1)
-DJ_ENC_LOOP(enc_f32_u16_rn, f32, uint16_t, 0)
-DJ_ENC_LOOP(enc_f32_u16_sr, f32, uint16_t, 1)
-DJ_ENC_LOOP(enc_bf16_u8_rn, bf16, uint8_t, 0)
-DJ_ENC_LOOP(enc_bf16_u8_sr, bf16, uint8_t, 1)
+DJ_ENC_LOOP(enc_f32_u8_rn, f32, uint8_t, 0, 0)
+DJ_ENC_LOOP(enc_f32_u8_sr, f32, uint8_t, 1, 0)
+DJ_ENC_LOOP(enc_f32_u16_rn, f32, uint16_t, 0, 0)
+DJ_ENC_LOOP(enc_f32_u16_sr, f32, uint16_t, 1, 0)
+DJ_ENC_LOOP(enc_bf16_u8_rn, bf16, uint8_t, 0, 0)
+DJ_ENC_LOOP(enc_bf16_u8_sr, bf16, uint8_t, 1, 0)
+DJ_ENC_LOOP(enc_f32_u8_rn_st, f32, uint8_t, 0, 1)
+DJ_ENC_LOOP(enc_f32_u8_sr_st, f32, uint8_t, 1, 1)
+DJ_ENC_LOOP(enc_f32_u16_rn_st, f32, uint16_t, 0, 1)
+DJ_ENC_LOOP(enc_f32_u16_sr_st, f32, uint16_t, 1, 1)
 
 void DJ_FN(dj__encode)(const dj_cvt_params *p, dj_format f, int bias, const void *x, int x_bf16,
                        void *out, size_t n, dj_round r, uint64_t index0, unsigned *flags)
@@ -399,11 +452,25 @@ void DJ_FN(dj__encode)(const dj_cvt_params *p, dj_format f, int bias, const void
     const int sr = r.mode == DJ_ROUND_STOCHASTIC;
     const int wide = dj_format_desc_of(f)->bits == 16;
     if (x_bf16)
-        (sr ? enc_bf16_u8_sr : enc_bf16_u8_rn)(p, f, bias, x, out, n, r, index0, flags);
+        (sr ? enc_bf16_u8_sr : enc_bf16_u8_rn)(p, f, bias, x, out, n, r, index0, flags, 0, 0, NULL);
     else if (wide)
-        (sr ? enc_f32_u16_sr : enc_f32_u16_rn)(p, f, bias, x, out, n, r, index0, flags);
+        (sr ? enc_f32_u16_sr : enc_f32_u16_rn)(p, f, bias, x, out, n, r, index0, flags, 0, 0, NULL);
     else
-        (sr ? enc_f32_u8_sr : enc_f32_u8_rn)(p, f, bias, x, out, n, r, index0, flags);
+        (sr ? enc_f32_u8_sr : enc_f32_u8_rn)(p, f, bias, x, out, n, r, index0, flags, 0, 0, NULL);
+}
+
+void DJ_FN(dj__encode_stats)(const dj_cvt_params *p, dj_format f, int bias, const float *x,
+                             void *out, size_t n, dj_round r, uint64_t index0, unsigned *flags,
+                             float limit, int tie, dj_cf_stats *st)
+{
+    const int sr = r.mode == DJ_ROUND_STOCHASTIC;
+    const uint32_t lim = dj__f32_bits(limit) & 0x7fffffffu;
+    if (dj_format_desc_of(f)->bits == 16)
+        (sr ? enc_f32_u16_sr_st : enc_f32_u16_rn_st)(p, f, bias, x, out, n, r, index0, flags, lim,
+                                                     tie, st);
+    else
+        (sr ? enc_f32_u8_sr_st : enc_f32_u8_rn_st)(p, f, bias, x, out, n, r, index0, flags, lim,
+                                                   tie, st);
 }
 
 /* Decode one code to float32 bits. Denormals: the mantissa converted to

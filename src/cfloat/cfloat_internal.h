@@ -65,6 +65,9 @@ void dj__cvt_params_init(dj_cvt_params *p, dj_format f, int bias);
     void dj__encode_##isa(const dj_cvt_params *p, dj_format f, int bias, const void *x,        \
                           int x_bf16, void *out, size_t n, dj_round r, uint64_t index0,        \
                           unsigned *flags);                                                      \
+    void dj__encode_stats_##isa(const dj_cvt_params *p, dj_format f, int bias, const float *x, \
+                                void *out, size_t n, dj_round r, uint64_t index0,              \
+                                unsigned *flags, float limit, int tie, dj_cf_stats *st);       \
     void dj__decode_##isa(const dj_cvt_params *p, const void *in, void *out, int out_bf16,     \
                           size_t n, unsigned *flags);
 

@@ -134,70 +134,32 @@ typedef struct {
     float amax[MAX_TASKS];    /* of each task's range (NaN ignored) */
 } enc_job;
 
-/* The counts of a block (at most 2^31 elements): |x| beyond maxv (or
- * equal to it when tie), non-zero x whose code is a zero, and amax. Sixteen
- * independent lanes, branch-free, so that the compiler vectorises it. */
-#define DEFINE_COUNT(NAME, CODE_T, MAG)                                                        \
-    static void NAME(const float *x, const CODE_T *c, size_t m, float maxv, int tie,           \
-                     int64_t *over, int64_t *under, float *amax)                                \
-    {                                                                                          \
-        int32_t ov[16] = {0}, un[16] = {0};                                                    \
-        float am[16] = {0};                                                                    \
-        const int32_t t = tie ? 1 : 0;                                                         \
-        size_t i = 0;                                                                          \
-        for (; i + 16 <= m; i += 16)                                                           \
-            for (int k = 0; k < 16; k++) {                                                     \
-                const float a = fabsf(x[i + k]);                                               \
-                ov[k] += (int32_t)(a > maxv) | ((int32_t)(a == maxv) & t);                     \
-                un[k] += (int32_t)(x[i + k] != 0.0f) & (int32_t)((c[i + k] & (MAG)) == 0);      \
-                am[k] = a > am[k] ? a : am[k];                                                 \
-            }                                                                                  \
-        for (; i < m; i++) {                                                                   \
-            const float a = fabsf(x[i]);                                                       \
-            ov[0] += (int32_t)(a > maxv) | ((int32_t)(a == maxv) & t);                         \
-            un[0] += (int32_t)(x[i] != 0.0f) & (int32_t)((c[i] & (MAG)) == 0);                  \
-            am[0] = a > am[0] ? a : am[0];                                                     \
-        }                                                                                      \
-        for (int k = 0; k < 16; k++) {                                                         \
-            *over += ov[k];                                                                    \
-            *under += un[k];                                                                   \
-            *amax = am[k] > *amax ? am[k] : *amax;                                             \
-        }                                                                                      \
-    }
-DEFINE_COUNT(count_u8, uint8_t, 0x7f)
-DEFINE_COUNT(count_u16, uint16_t, 0x7fff)
-
 static void enc_task(void *arg, int t)
 {
     enc_job *j = arg;
     size_t lo, hi;
     range_of(j->n, j->T, t, &lo, &hi);
-    int64_t over = 0, under = 0;
-    float amax = 0.0f;
-    /* Blocks of 4096 so that the counting pass reads what the encoder just
-     * touched from L1/L2. */
-    float tmp[4096];
-    for (size_t b = lo; b < hi; b += 4096) {
-        const size_t m = hi - b < 4096 ? hi - b : 4096;
-        const float *x = j->x + b;
-        unsigned flags = 0;
-        if (j->src16) {
+    /* The encoder counts overflow (|x| beyond maxv, or equal to it when
+     * tie), underflow (non-zero x whose code is a zero) and amax in its own
+     * pass. 16-bit sources are decoded 4096 at a time. */
+    dj_cf_stats st = {0, 0, 0.0f};
+    unsigned flags = 0;
+    const size_t es = j->wide ? 2 : 1;
+    if (!j->src16) {
+        dj_cf_encode_array_stats(j->q->fmt, j->bias, j->x + lo, (char *)j->codes + lo * es, hi - lo,
+                                 j->r, lo, &flags, j->maxv, j->tie_over, &st);
+    } else {
+        float tmp[4096];
+        for (size_t b = lo; b < hi; b += 4096) {
+            const size_t m = hi - b < 4096 ? hi - b : 4096;
             dj_cf_decode_array(j->src_fmt, j->src_bias, j->src16 + b, tmp, m, &flags);
-            x = tmp;
-        }
-        if (j->wide) {
-            uint16_t *c = (uint16_t *)j->codes + b;
-            dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
-            count_u16(x, c, m, j->maxv, j->tie_over, &over, &under, &amax);
-        } else {
-            uint8_t *c = (uint8_t *)j->codes + b;
-            dj_cf_encode_array(j->q->fmt, j->bias, x, c, m, j->r, b, &flags);
-            count_u8(x, c, m, j->maxv, j->tie_over, &over, &under, &amax);
+            dj_cf_encode_array_stats(j->q->fmt, j->bias, tmp, (char *)j->codes + b * es, m, j->r,
+                                     b, &flags, j->maxv, j->tie_over, &st);
         }
     }
-    j->over[t] = over;
-    j->under[t] = under;
-    j->amax[t] = amax;
+    j->over[t] = st.over;
+    j->under[t] = st.under;
+    j->amax[t] = st.amax;
 }
 
 static dj_opd quant_any(dj_quant *q, dj_pool *pool, const float *x, const uint16_t *src16,

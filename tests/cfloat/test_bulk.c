@@ -123,6 +123,65 @@ static void check_format(dj_format f, int bias, const float *x, size_t n, void *
     }
 }
 
+/* dj_cf_encode_array_stats: the codes and flags of the reference, and the
+ * statistics counted element by element from the definitions in cfloat.h,
+ * for each path, in uneven pieces (counts added up, amax kept), with the
+ * overflow limit at the format's max, ties counted or not, and a stream
+ * position where a block of the stochastic loop wraps past 2^32 (done by
+ * the reference there). */
+static void check_stats(dj_format f, int bias, const float *x, size_t n, void *ref, void *got)
+{
+    const dj_format_desc *d = dj_format_desc_of(f);
+    const uint32_t mag = d->bits == 8 ? 0x7fu : 0x7fffu;
+    const float limit = (float)dj_format_max(f, bias);
+    for (int mode = 0; mode < 2; mode++) {
+        const dj_round r = {mode ? DJ_ROUND_STOCHASTIC : DJ_ROUND_NEAREST, 0x5eedULL + (uint64_t)bias};
+        const uint64_t index0 = mode ? (1ULL << 32) - 517 : 7;
+        const int tie = bias & 1;
+        unsigned ref_flags = 0;
+        dj_cf_stats want = {0, 0, 0.0f};
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t c = dj_cf_encode(f, bias, x[i], r, index0 + i, &ref_flags);
+            if (code_size(f) == 1)
+                ((uint8_t *)ref)[i] = (uint8_t)c;
+            else
+                ((uint16_t *)ref)[i] = (uint16_t)c;
+            const float a = fabsf(x[i]);
+            want.over += a > limit || (tie && a == limit);
+            want.under += x[i] != 0.0f && (c & mag) == 0;
+            want.amax = a > want.amax ? a : want.amax;
+        }
+        for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+            if (!dj_cpu_supports((dj_isa)isa))
+                continue;
+            unsigned flags = 0;
+            dj_cf_stats st = {0, 0, 0.0f};
+            memset(got, 0xA5, n * (size_t)code_size(f));
+            for (size_t pos = 0, len; pos < n; pos += len) {
+                len = 1 + rnd32() % 900;
+                if (len > n - pos)
+                    len = n - pos;
+                CHECK(dj_cf_encode_array_stats_isa((dj_isa)isa, f, bias, x + pos,
+                                                   (char *)got + pos * (size_t)code_size(f), len,
+                                                   r, index0 + pos, &flags, limit, tie,
+                                                   &st) == DJ_OK,
+                      "stats status");
+            }
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++)
+                bad += get_code(f, ref, i) != get_code(f, got, i);
+            CHECK(bad == 0 && flags == ref_flags, "%s bias %d %s isa %s stats: %zu codes differ, flags 0x%x ref 0x%x",
+                  d->name, bias, mode ? "SR" : "RN", dj_isa_name((dj_isa)isa), bad, flags, ref_flags);
+            CHECK(st.over == want.over && st.under == want.under &&
+                      dj__f32_bits(st.amax) == dj__f32_bits(want.amax),
+                  "%s bias %d %s isa %s: over %lld under %lld amax %g, counted %lld %lld %g", d->name,
+                  bias, mode ? "SR" : "RN", dj_isa_name((dj_isa)isa), (long long)st.over,
+                  (long long)st.under, (double)st.amax, (long long)want.over,
+                  (long long)want.under, (double)want.amax);
+        }
+    }
+}
+
 /* Per-element flags: encode one element at a time through the bulk path. */
 static void check_flags_per_element(dj_format f, int bias, const float *x, size_t n)
 {
@@ -235,8 +294,10 @@ int main(void)
                 continue;
             size_t n = make_inputs(f, bias, x, full ? N : N / 8);
             check_format(f, bias, x, n, ref, got);
-            if (full)
+            if (full) {
                 check_flags_per_element(f, bias, x, 3000);
+                check_stats(f, bias, x, n < 6000 ? n : 6000, ref, got);
+            }
             check_decode(f, bias);
             if (d->bits == 8)
                 check_bf16_input(f, bias, x, n);
@@ -258,6 +319,7 @@ int main(void)
             x[i] = ldexpf(1.0f + (float)(rnd32() & 0x7fffff) / 8388608.0f, e);
         }
         check_format(f, bias, x, n, ref, got);
+        check_stats(f, bias, x, 3000, ref, got); /* finite data: amax is a value of x */
     }
     free(x);
     free(ref);
