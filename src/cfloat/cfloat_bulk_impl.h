@@ -97,38 +97,45 @@ static inline vu vmix32(vu x)
     return x;
 }
 
-/* Encode VL float32 bit patterns. `rnd` holds each lane's random word 0
+/* Whether every lane of u is zero or in the format's normal range (the
+ * common case), where enc_fast encodes it. */
+static inline __attribute__((always_inline)) int fast_ok(const dj_cvt_params *p, vu u)
+{
+    const vi ai = (vi)(u & 0x7fffffffu);
+    return all_lanes((MASK(ai >= (int32_t)p->minnorm_bits) & MASK(ai < 0x7f800000)) | MASK(ai == 0));
+}
+
+/* Encode VL float32 bit patterns for which fast_ok holds: only rounding,
+ * re-biasing and overflow are needed. `rnd` holds each lane's random word 0
  * (stochastic mode; sr is a compile-time constant). Returns the codes;
- * *flags_out gets each lane's flags and *hard_out a mask of the lanes that
- * must be redone by the reference. */
+ * *flags_out gets each lane's flags. No lane is hard, and no code of a
+ * non-zero lane is zero. */
+static inline __attribute__((always_inline)) vu enc_fast(const dj_cvt_params *p, vu u, vu rnd,
+                                                         const int sr, vu *flags_out)
+{
+    const vu a = u & 0x7fffffffu, keep = (vu){0} + p->keep_mask;
+    const vu zerom = MASK((vi)a == 0);
+    vu r;
+    if (sr)
+        r = (a & keep) + ((MASK((vi)(rnd >> (32 - p->shift)) < (vi)(a & ~keep)) & 1u) << p->shift);
+    else
+        r = (a + p->half_m1 + ((a >> p->shift) & 1u)) & keep;
+    const vu ovfm = MASK((vi)r > (int32_t)p->max_bits);
+    const vu sign_code = p->sign_bit & MASK((vi)u < 0);
+    const vu neg_unsigned = p->is_unsigned ? MASK((vi)u < 0) & ~zerom : (vu){0};
+    vu code = vsel(ovfm, (vu){0} + (p->saturate ? p->max_code : p->inf_code), (r >> p->shift) - p->exp_adj);
+    code = (code & ~zerom) | sign_code;
+    code = vsel(neg_unsigned, (vu){0} + p->nan_pos, code);
+    *flags_out = (ovfm & ~neg_unsigned & FL_O) | (neg_unsigned & FL_I);
+    return code;
+}
+
+/* Encode VL float32 bit patterns, any lanes (enc_fast's included). Returns
+ * the codes; *flags_out gets each lane's flags and *hard_out a mask of the
+ * lanes that must be redone by the reference. */
 static inline __attribute__((always_inline)) vu enc_vec(const dj_cvt_params *p, vu u, vu rnd,
                                                         const int sr, vu *flags_out, vu *hard_out)
 {
-    /* Fast path: every lane zero or in the normal range (the common case).
-     * Only rounding, re-biasing and overflow are needed there. */
-    {
-        const vi ai = (vi)(u & 0x7fffffffu);
-        const vu easy = MASK(ai >= (int32_t)p->minnorm_bits) & MASK(ai < 0x7f800000);
-        const vu zerom = MASK(ai == 0);
-        if (all_lanes(easy | zerom)) {
-            const vu a = (vu)ai, keep = (vu){0} + p->keep_mask;
-            vu r;
-            if (sr)
-                r = (a & keep) + ((MASK((vi)(rnd >> (32 - p->shift)) < (vi)(a & ~keep)) & 1u) << p->shift);
-            else
-                r = (a + p->half_m1 + ((a >> p->shift) & 1u)) & keep;
-            const vu ovfm = MASK((vi)r > (int32_t)p->max_bits);
-            const vu sign_code = p->sign_bit & MASK((vi)u < 0);
-            const vu neg_unsigned = p->is_unsigned ? MASK((vi)u < 0) & ~zerom : (vu){0};
-            vu code = vsel(ovfm, (vu){0} + (p->saturate ? p->max_code : p->inf_code), (r >> p->shift) - p->exp_adj);
-            code = (code & ~zerom) | sign_code;
-            code = vsel(neg_unsigned, (vu){0} + p->nan_pos, code);
-            *flags_out = (ovfm & ~neg_unsigned & FL_O) | (neg_unsigned & FL_I);
-            *hard_out = (vu){0};
-            return code;
-        }
-    }
-
     /* Every quantity compared below is below 2^31, so comparisons are done
      * signed (AVX2 has no unsigned vector compare). */
     const uint32_t M = p->man_bits, shift = p->shift, keep = p->keep_mask;
@@ -335,14 +342,18 @@ static inline void stats_one(uint32_t u, uint32_t code, uint32_t mag, uint32_t l
 }
 
 /* One specialised loop per (input type, code width, rounding mode, with
- * statistics or not): blocks of DJ_BLOCK elements through enc_vec (a
- * partial last vector goes through a zero-padded copy), then the reference
- * for the hard lanes of the block. A block whose element indices wrap past
- * a multiple of 2^32 (the random stream's index is 64-bit) is done by the
- * reference entirely. With STATS, the loop also counts into *st (see
- * dj_cf_encode_array_stats): the input's part for every lane, the code's
- * part (underflow) for the lanes it keeps; the fix-up adds the code's part
- * of the lanes it redoes (all three parts for a wrapping block). */
+ * statistics or not), in blocks of DJ_BLOCK elements. A first pass encodes
+ * the whole vectors for which fast_ok holds and marks the others; a second
+ * encodes the marked ones (and a partial last vector, through zero-padded
+ * copies) with enc_vec, which keeps the rare lanes' arithmetic out of the
+ * first pass's registers; the reference then redoes the hard lanes. A
+ * block whose element indices wrap past a multiple of 2^32 (the random
+ * stream's index is 64-bit) is done by the reference entirely. With STATS
+ * the passes also count into *st (see dj_cf_encode_array_stats): the
+ * input's part (overflow, amax) of each vector where it is encoded, the
+ * code's part (underflow, never in the first pass: its codes of non-zero
+ * lanes are not zero) for the second pass's lanes that it keeps, the
+ * reference's for the lanes it redoes (all three for a wrapping block). */
 #define DJ_ENC_LOOP(NAME, IN, OUT_T, SR, STATS)                                                    \
     static void NAME(const dj_cvt_params *pp, dj_format f, int bias, const void *restrict x,       \
                      OUT_T *restrict out, size_t n, dj_round r, uint64_t index0, unsigned *flags,  \
@@ -362,8 +373,39 @@ static inline void stats_one(uint32_t u, uint32_t code, uint32_t mag, uint32_t l
             const uint64_t idx = index0 + base;                                                    \
             const uint32_t lo0 = (uint32_t)idx, hi = (uint32_t)(idx >> 32);                        \
             const int wraps = SR && (uint32_t)(lo0 + (uint32_t)(len - 1)) < lo0;                   \
+            const vu rkey = (vu){0} + (key.k1 ^ (hi * 0xc2b2ae35U));                               \
             vu any_hard = {0}, ovc = {0}, unc = {0};                                               \
-            for (size_t j = 0; j < len && !wraps; j += VL) {                                       \
+            uint64_t marked = 0; /* vectors for the second pass (DJ_BLOCK / VL <= 64) */           \
+            const size_t nv = wraps ? 0 : len / VL;                                                \
+            /* the block's random words first: a loop of its own keeps the hash's registers */     \
+            _Alignas(64) uint32_t rwords[SR ? DJ_BLOCK : 1];                                       \
+            for (size_t j = 0; SR && !wraps && j < len; j += VL) {                                 \
+                const vu w = vmix32(vmix32((lane + (lo0 + (uint32_t)j)) ^ key.k0) ^ rkey);         \
+                memcpy(rwords + j, &w, sizeof w);                                                  \
+            }                                                                                      \
+            for (size_t v = 0; v < nv; v++) {                                                      \
+                const size_t j = v * VL;                                                           \
+                const vu u = load_##IN(x, base + j);                                               \
+                if (!fast_ok(&P, u)) {                                                             \
+                    marked |= (uint64_t)1 << v;                                                    \
+                    continue;                                                                      \
+                }                                                                                  \
+                vu rnd = {0}, lf;                                                                  \
+                if (SR)                                                                            \
+                    memcpy(&rnd, rwords + j, sizeof rnd);                                          \
+                STORE_##OUT_T(out + base + j, enc_fast(&P, u, rnd, SR, &lf));                      \
+                acc |= lf;                                                                         \
+                if (STATS) {                                                                       \
+                    const vi ai = (vi)(u & 0x7fffffffu);                                           \
+                    ovc -= MASK(ai > (int32_t)lim) | (tiem & MASK(ai == (int32_t)lim));            \
+                    amv = vsel(MASK(ai > (vi)amv), (vu)ai, amv);                                   \
+                }                                                                                  \
+            }                                                                                      \
+            if (!wraps && nv * VL < len)                                                           \
+                marked |= (uint64_t)1 << nv;                                                       \
+            while (marked) {                                                                       \
+                const size_t j = (size_t)__builtin_ctzll(marked) * VL;                             \
+                marked &= marked - 1;                                                              \
                 vu u, rnd = {0}, lf, hard, valid = ~(vu){0};                                       \
                 const size_t m = len - j < VL ? len - j : VL;                                      \
                 if (m == VL) {                                                                     \
@@ -373,10 +415,8 @@ static inline void stats_one(uint32_t u, uint32_t code, uint32_t mag, uint32_t l
                     memcpy(tmp, (const elem_##IN##_t *)x + base + j, m * sizeof tmp[0]);           \
                     u = load_##IN(tmp, 0);                                                         \
                 }                                                                                  \
-                if (SR) {                                                                          \
-                    const vu lo = lane + (lo0 + (uint32_t)j);                                      \
-                    rnd = vmix32(vmix32(lo ^ key.k0) ^ key.k1 ^ (hi * 0xc2b2ae35U));               \
-                }                                                                                  \
+                if (SR)                                                                            \
+                    memcpy(&rnd, rwords + j, sizeof rnd);                                          \
                 vu c = enc_vec(&P, u, rnd, SR, &lf, &hard);                                        \
                 if (m < VL) {                                                                      \
                     valid = MASK(lane < (uint32_t)m);                                              \
