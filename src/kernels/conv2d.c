@@ -164,13 +164,30 @@ static void valid_cols(const dj_conv2d_dims *d, int kj, int *lo, int *hi)
 /* col[r - r0][q] = x(c, oy * sh - ph + ki, ox * sw - pw + kj) (0 in the
  * padding) for krows r in [r0, r1) and positions p0 + q, q < np, of one
  * image x; rows of col have stride ld. */
+/* Planes of at most this many values of a non-float32 source with strides
+ * other than 1 are decoded whole into a stack block (once per channel and
+ * call), and gathered from there as float32. */
+#define IM2COL_PLANE 4096
+
 static void im2col(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd x, int r0, int r1,
                    int p0, int np, float *col, ptrdiff_t ld)
 {
     const int khw = d->kh * d->kw, ow = d->ow, sw = d->stride_w;
+    const size_t hw = (size_t)d->h * d->w;
+    _Alignas(64) float plane[IM2COL_PLANE];
+    int decoded = -1; /* the channel in plane */
+    const dj_opd xsrc = x;
     for (int r = r0; r < r1; r++) {
         const int ch = r / khw, ki = r % khw / d->kw, kj = r % d->kw;
-        const size_t xc = (size_t)ch * d->h * d->w; /* the channel's first element */
+        size_t xc = (size_t)ch * hw; /* the channel's first element */
+        x = xsrc;
+        if (x.kind != DJ_OPD_F32 && sw != 1 && hw <= IM2COL_PLANE) {
+            if (decoded != ch)
+                kd->decode(dj__opd_at(x, (ptrdiff_t)xc), (int)hw, plane);
+            decoded = ch;
+            x = dj_opd_f32(plane);
+            xc = 0;
+        }
         float *dst = col + (r - r0) * ld;
         int lo, hi;
         valid_cols(d, kj, &lo, &hi);

@@ -46,6 +46,8 @@ static const conv_case cases[] = {
     /* stride 2: im2col */
     {2, 3, 9, 8, 7, 3, 2, 1},  {1, 5, 10, 11, 6, 3, 2, 0}, {2, 4, 6, 7, 5, 1, 2, 0},
     {3, 2, 5, 5, 9, 1, 2, 1},  {1, 7, 40, 37, 4, 3, 2, 1},
+    /* stride 3; an 8-bit plane too large to decode whole (> 4096 values) */
+    {2, 3, 11, 10, 4, 3, 3, 1}, {1, 2, 70, 65, 3, 3, 2, 1},
     /* K = 9225 > 8192: stride 1 on the im2col path */
     {1, 1025, 3, 3, 2, 3, 1, 0},
 };
