@@ -61,39 +61,37 @@ static kernels kernels_for(dj_isa isa)
     }
 }
 
-static dj_status resolve(dj_isa *isa)
+/* Checks the bias, resolves *isa (DJ_ISA_AUTO: the best) and fills *p. */
+static dj_status prepare(dj_isa *isa, dj_format f, int bias, dj_cvt_params *p)
 {
+    if (!dj_format_scaled_bias_ok(f, bias))
+        return DJ_ERR_ARG;
     if (*isa == DJ_ISA_AUTO)
         *isa = dj_cpu_best_isa();
-    return dj_cpu_supports(*isa) ? DJ_OK : DJ_ERR_UNSUPPORTED;
+    if (!dj_cpu_supports(*isa))
+        return DJ_ERR_UNSUPPORTED;
+    dj__cvt_params_init(p, f, bias);
+    return DJ_OK;
 }
 
 static dj_status encode_any(dj_isa isa, dj_format f, int bias, const void *x, int x_bf16, void *out,
                             size_t n, dj_round r, uint64_t index0, unsigned *flags)
 {
-    if (!dj_format_scaled_bias_ok(f, bias))
-        return DJ_ERR_ARG;
-    dj_status st = resolve(&isa);
-    if (st)
-        return st;
     dj_cvt_params p;
-    dj__cvt_params_init(&p, f, bias);
-    kernels_for(isa).encode(&p, f, bias, x, x_bf16, out, n, r, index0, flags);
-    return DJ_OK;
+    const dj_status st = prepare(&isa, f, bias, &p);
+    if (st == DJ_OK)
+        kernels_for(isa).encode(&p, f, bias, x, x_bf16, out, n, r, index0, flags);
+    return st;
 }
 
 static dj_status decode_any(dj_isa isa, dj_format f, int bias, const void *in, void *out,
                             int out_bf16, size_t n, unsigned *flags)
 {
-    if (!dj_format_scaled_bias_ok(f, bias))
-        return DJ_ERR_ARG;
-    dj_status st = resolve(&isa);
-    if (st)
-        return st;
     dj_cvt_params p;
-    dj__cvt_params_init(&p, f, bias);
-    kernels_for(isa).decode(&p, in, out, out_bf16, n, flags);
-    return DJ_OK;
+    const dj_status st = prepare(&isa, f, bias, &p);
+    if (st == DJ_OK)
+        kernels_for(isa).decode(&p, in, out, out_bf16, n, flags);
+    return st;
 }
 
 dj_status dj_cf_encode_array_isa(dj_isa isa, dj_format f, int bias, const float *x, void *out,
@@ -112,15 +110,11 @@ dj_status dj_cf_encode_array_stats_isa(dj_isa isa, dj_format f, int bias, const 
                                        void *out, size_t n, dj_round r, uint64_t index0,
                                        unsigned *flags, float limit, int tie, dj_cf_stats *st)
 {
-    if (!dj_format_scaled_bias_ok(f, bias) || dj_format_desc_of(f)->bits > 16)
-        return DJ_ERR_ARG;
-    dj_status status = resolve(&isa);
-    if (status)
-        return status;
     dj_cvt_params p;
-    dj__cvt_params_init(&p, f, bias);
-    kernels_for(isa).encode_stats(&p, f, bias, x, out, n, r, index0, flags, limit, tie, st);
-    return DJ_OK;
+    const dj_status status = prepare(&isa, f, bias, &p);
+    if (status == DJ_OK)
+        kernels_for(isa).encode_stats(&p, f, bias, x, out, n, r, index0, flags, limit, tie, st);
+    return status;
 }
 
 void dj_cf_encode_array_stats(dj_format f, int bias, const float *x, void *out, size_t n,
