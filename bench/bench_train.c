@@ -57,7 +57,8 @@ static void usage(FILE *fp)
           "  --warmup N           untimed steps first (3)\n"
           "  --repeat N           samples; the best is reported (3)\n"
           "  --profile            then time the layers: ms per step forward, backward\n"
-          "                       and encoding (8-bit/bf16 operands), share of the step\n"
+          "                       (each including its encoding of 8-bit/bf16 operands,\n"
+          "                       also shown alone), share of the step\n"
           "  --json               end with one JSON line: images_per_second, ...; with\n"
           "                       --profile a \"profile\" member, one object per layer\n"
           "\n"
@@ -104,8 +105,9 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
     dj_model_profile_report(m, p, nl);
     const double per = 1e3 / steps, total = wall * per;
     double f = 0, b = 0, e = 0, cpu = 0;
-    printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each); cpu: the threads'\n"
-           "busy share (process CPU time / (wall time x %d threads)):\n",
+    printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each); encoding (amax,\n"
+           "bias, conversion, statistics of 8-bit/bf16 operands) is part of forward and\n"
+           "backward; cpu: the threads' busy share (process CPU time / (wall time x %d threads)):\n",
            steps, total, threads);
     printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s\n", "layer", "kind", "output", "forward",
            "backward", "encoding", "share", "cpu");
