@@ -455,12 +455,10 @@ static inline void stats_one(uint32_t u, uint32_t code, uint32_t mag, uint32_t l
                     unsigned rf = 0;                                                               \
                     out[base + j] = (OUT_T)dj_cf_encode(f, bias, dj__bits_f32(u), r, idx + j, &rf); \
                     acc_fix |= rf;                                                                 \
-                    if (STATS && wraps) {                                                          \
+                    if (STATS && wraps) /* the vector loop counted nothing of this block */      \
                         stats_one(u, out[base + j], mag, lim, tie, st);                            \
-                    } else if (STATS) {                                                            \
-                        const uint32_t a = u & 0x7fffffffu;                                        \
-                        st->under += a != 0 && (out[base + j] & mag) == 0;                         \
-                    }                                                                              \
+                    else if (STATS) /* it counted the input's part of this lane */                 \
+                        st->under += (u & 0x7fffffffu) != 0 && (out[base + j] & mag) == 0;         \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \

@@ -175,17 +175,17 @@ static void im2col(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd x
     const int khw = d->kh * d->kw, ow = d->ow, sw = d->stride_w;
     const size_t hw = (size_t)d->h * d->w;
     _Alignas(64) float plane[IM2COL_PLANE];
+    const int via_plane = x.kind != DJ_OPD_F32 && sw != 1 && hw <= IM2COL_PLANE;
     int decoded = -1; /* the channel in plane */
-    const dj_opd xsrc = x;
     for (int r = r0; r < r1; r++) {
         const int ch = r / khw, ki = r % khw / d->kw, kj = r % d->kw;
         size_t xc = (size_t)ch * hw; /* the channel's first element */
-        x = xsrc;
-        if (x.kind != DJ_OPD_F32 && sw != 1 && hw <= IM2COL_PLANE) {
+        dj_opd src = x;
+        if (via_plane) {
             if (decoded != ch)
                 kd->decode(dj__opd_at(x, (ptrdiff_t)xc), (int)hw, plane);
             decoded = ch;
-            x = dj_opd_f32(plane);
+            src = dj_opd_f32(plane);
             xc = 0;
         }
         float *dst = col + (r - r0) * ld;
@@ -208,16 +208,16 @@ static void im2col(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, dj_opd x
                 for (int t = ox; t < a; t++)
                     o[t - ox] = 0.0f;
                 if (sw == 1 && b > a) {
-                    copy_run(kd, x, xr + (size_t)(a + ix0), b - a, o + (a - ox));
-                } else if (x.kind == DJ_OPD_F32 && sw == 2) {
+                    copy_run(kd, src, xr + (size_t)(a + ix0), b - a, o + (a - ox));
+                } else if (src.kind == DJ_OPD_F32 && sw == 2) {
                     if (b > a)
-                        gather2(o + (a - ox), (const float *)x.p + xr + 2 * a + ix0, b - a);
-                } else if (x.kind == DJ_OPD_F32) {
-                    const float *xf = (const float *)x.p + xr;
+                        gather2(o + (a - ox), (const float *)src.p + xr + 2 * a + ix0, b - a);
+                } else if (src.kind == DJ_OPD_F32) {
+                    const float *xf = (const float *)src.p + xr;
                     for (int t = a; t < b; t++)
                         o[t - ox] = xf[t * sw + ix0];
                 } else {
-                    const dj_opd xq = dj__opd_at(x, (ptrdiff_t)xr);
+                    const dj_opd xq = dj__opd_at(src, (ptrdiff_t)xr);
                     for (int t = a; t < b; t++)
                         o[t - ox] = dj__opd_get(xq, t * sw + ix0);
                 }
