@@ -10,10 +10,13 @@
  * 64 x 64 x 8192 (NN); and a 4096 -> 4096 linear forward (NT) at M = 1, 2,
  * 4 and 8, where reading B dominates (memory bound). Convolution cases,
  * batch 128: 1 -> 32 3x3 on 28x28, 32 -> 64 3x3 on 26x26, and fmnist-resnet's
- * 32, 64 and 128 channels 3x3 padding 1 on 28x28, 14x14 and 7x7; each
- * forward, backward_data and backward_weight, on --threads threads also with
- * the Winograd path turned off ("direct": the implicit-GEMM kernels), for
- * its speedup. Flops are 2 M N K (2 N OC P K for a convolution, P = output
+ * 32, 64 and 128 channels 3x3 padding 1 on 28x28, 14x14 and 7x7 and its
+ * stride-2 convolutions (3x3 and the 1x1 shortcut); each forward,
+ * backward_data and backward_weight, on --threads threads also on the path
+ * the kernel would take without its fast one ("other": the direct
+ * implicit-GEMM kernels instead of Winograd for 3x3 stride 1, im2col instead
+ * of the implicit GEMM over phase planes for other strides), for its
+ * speedup. Flops are 2 M N K (2 N OC P K for a convolution, P = output
  * positions, K = C KH KW; the direct count also for Winograd, which does
  * about a quarter of the multiplications).
  *
@@ -546,12 +549,12 @@ static void conv_report(const opts *o, const char *name, double flops, double t1
     if (o->json) {
         printf("{\"bench\":\"gemm\",\"kind\":\"conv\",\"case\":\"%s\",\"gflop\":%.4f,"
                "\"ref_gflops\":%.3f,\"gflops_1\":%.2f,\"cpu_share_1\":%.2f,\"threads\":%d,"
-               "\"gflops_t\":%.2f,\"cpu_share_t\":%.2f,\"gflops_direct_t\":%.2f,"
-               "\"cpu_share_direct_t\":%.2f,\"speedup_1_vs_ref\":%.1f,\"scaling_t_vs_1\":%.2f,"
-               "\"speedup_t_vs_direct\":%.2f}\n",
+               "\"gflops_t\":%.2f,\"cpu_share_t\":%.2f,\"gflops_other_t\":%.2f,"
+               "\"cpu_share_other_t\":%.2f,\"speedup_1_vs_ref\":%.1f,\"scaling_t_vs_1\":%.2f,"
+               "\"speedup_t_vs_other\":%.2f}\n",
                name, flops * 1e-9, gr, g1, s1, T, gT, sT, gD, sD, g1 / gr, gT / g1, gT / gD);
     } else {
-        printf("%-34s %8.3f %8.2f %7.1f%c %7.1f%c %7.1f%c %6.0fx %6.2fx %6.2fx\n", name,
+        printf("%-38s %8.3f %8.2f %7.1f%c %7.1f%c %7.1f%c %6.0fx %6.2fx %6.2fx\n", name,
                flops * 1e-9, gr, g1, s1 < 0.9 ? '*' : ' ', gT, sT < 0.9 ? '*' : ' ', gD,
                sD < 0.9 ? '*' : ' ', g1 / gr, gT / g1, gT / gD);
     }
@@ -562,21 +565,24 @@ static void conv_header(const opts *o)
 {
     if (o->json)
         return;
-    printf("\n%-34s %8s %8s %8s %8s %8s %7s %7s %7s\n", "conv2d, batch 128 (GFLOP/s)", "GFLOP",
-           "ref", "1 thr", "T thr", "direct", "1/ref", "T/1", "T/dir");
+    printf("\n%-38s %8s %8s %8s %8s %8s %7s %7s %7s\n", "conv2d, batch 128 (GFLOP/s)", "GFLOP",
+           "ref", "1 thr", "T thr", "other", "1/ref", "T/1", "T/oth");
 }
 
 typedef struct {
     const char *name;
-    int c, h, w, oc, k, pad;
+    int c, h, w, oc, k, pad, stride;
 } conv_case;
 
 static const conv_case conv_cases[] = {
-    {"conv 1->32 3x3 28x28", 1, 28, 28, 32, 3, 0},
-    {"conv 32->64 3x3 26x26", 32, 26, 26, 64, 3, 0},
-    {"res 32->32 3x3 p1 28x28", 32, 28, 28, 32, 3, 1},
-    {"res 64->64 3x3 p1 14x14", 64, 14, 14, 64, 3, 1},
-    {"res 128->128 3x3 p1 7x7", 128, 7, 7, 128, 3, 1},
+    {"conv 1->32 3x3 28x28", 1, 28, 28, 32, 3, 0, 1},
+    {"conv 32->64 3x3 26x26", 32, 26, 26, 64, 3, 0, 1},
+    {"res 32->32 3x3 p1 28x28", 32, 28, 28, 32, 3, 1, 1},
+    {"res 32->64 3x3 s2 p1 28x28", 32, 28, 28, 64, 3, 1, 2},
+    {"res 32->64 1x1 s2 28x28", 32, 28, 28, 64, 1, 0, 2},
+    {"res 64->64 3x3 p1 14x14", 64, 14, 14, 64, 3, 1, 1},
+    {"res 64->128 3x3 s2 p1 14x14", 64, 14, 14, 128, 3, 1, 2},
+    {"res 128->128 3x3 p1 7x7", 128, 7, 7, 128, 3, 1, 1},
 };
 
 #define BATCH 128
@@ -615,8 +621,8 @@ static void conv_ref(void *ctx, dj_pool *pool)
 static int bench_conv_case(const opts *o, const conv_case *cc, dj_pool *pool)
 {
     dj_conv2d_dims d;
-    if (dj_conv2d_dims_init(&d, BATCH, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->k, 1, 1, cc->pad,
-                            cc->pad) != DJ_OK) {
+    if (dj_conv2d_dims_init(&d, BATCH, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->k, cc->stride,
+                            cc->stride, cc->pad, cc->pad) != DJ_OK) {
         dj_cli_err(CMD, "%s: bad dimensions", cc->name);
         return 0;
     }
@@ -659,12 +665,15 @@ static int bench_conv_case(const opts *o, const conv_case *cc, dj_pool *pool)
         double s1, sT;
         const double t1 = time_it(o, conv_fast, &fast, NULL, &s1);
         const double tT = time_it(o, conv_fast, &fast, pool, &sT);
-        /* the direct (implicit GEMM) kernels, where Winograd would run */
+        /* the other path: direct kernels where Winograd would run, im2col
+         * where the strided implicit GEMM would */
         double sD;
-        const int wino = dj__conv2d_winograd;
+        const int wino = dj__conv2d_winograd, strided = dj__conv2d_strided_implicit;
         dj__conv2d_winograd = 0;
+        dj__conv2d_strided_implicit = 0;
         const double tD = time_it(o, conv_fast, &fast, pool, &sD);
         dj__conv2d_winograd = wino;
+        dj__conv2d_strided_implicit = strided;
         char name[96];
         snprintf(name, sizeof name, "%s %s", cc->name, dir_names[dir]);
         conv_report(o, name, flops, t1, s1, tT, sT, tD, sD, ref_rate, T);
@@ -697,10 +706,14 @@ static void usage(FILE *fp)
           "measured in the same run. GEMM columns: M N K; 'yes' if memory bound\n"
           "(M <= 8); float32 GFLOP/s and its share of the peak; the peer's GFLOP/s\n"
           "and ours over it; cf8 and bf16 GFLOP/s and each over our float32 ('*':\n"
-          "the threads had under 90% of their CPUs). Peak = threads (at most the\n"
-          "CPUs) x float32 lanes (16 AVX-512, 8 AVX2, 4 SSE) x 2 x FMA units per\n"
-          "core x clock, each factor's source printed. Our ISA is the best the CPU\n"
-          "runs (cap it with DOJO_ISA; the peer picks its own).\n"
+          "the threads had under 90% of their CPUs). Convolution columns: the\n"
+          "reference, ours on 1 and N threads, and on N threads the path taken\n"
+          "without the fast one ('other': direct kernels instead of Winograd for\n"
+          "3x3 stride 1, im2col instead of the phase-plane implicit GEMM for\n"
+          "other strides). Peak = threads (at most the CPUs) x float32 lanes (16\n"
+          "AVX-512, 8 AVX2, 4 SSE) x 2 x FMA units per core x clock, each factor's\n"
+          "source printed. Our ISA is the best the CPU runs (cap it with DOJO_ISA;\n"
+          "the peer picks its own).\n"
           "\n"
           "  --cases LIST   comma-separated: square (256..2048), train (the\n"
           "                 Fashion-MNIST CNN's linear layers at batch 128), skinny\n"

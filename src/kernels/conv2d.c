@@ -8,12 +8,14 @@
  *   backward_weight  dW[oc, K] += dy[oc, P] . col[K, P]^T   (over the batch)
  * where col is the im2col matrix of the image.
  *
- * Stride 1 (every convolution of the target nets) never writes col: the
- * image is copied once into a zero-padded buffer and the micro-kernel reads
- * col's rows as shifted windows of it ("implicit GEMM", see below).
- * backward_data is then the forward convolution of the padded dy with the
- * flipped weights, and backward_weight reads its A rows in place. Other
- * strides build col in L2-sized chunks (im2col, col2im).
+ * Stride 1 never writes col: the image is copied once into a zero-padded
+ * buffer and the micro-kernel reads col's rows as shifted windows of it
+ * ("implicit GEMM", see below). backward_data is then the forward
+ * convolution of the padded dy with the flipped weights, and
+ * backward_weight reads its A rows in place. Other strides do the same for
+ * forward and backward_weight on a copy split into phase planes (kernels of
+ * one tap excepted); their backward_data, 1 x 1 kernels and huge K build
+ * col in L2-sized chunks (im2col, col2im).
  *
  * 3x3 stride-1 convolutions with enough channels and outputs take the
  * Winograd F(4x4, 3x3) path instead (section at the end; winograd.h): about
@@ -276,7 +278,15 @@ static void col2im(const dj_conv2d_dims *d, const float *col, ptrdiff_t ld, int 
  * row k of any B panel is a contiguous run of xp, which the micro-kernel
  * reads in place through the offset table: no im2col buffer is written.
  * backward_data of a stride-1 convolution is itself one: of dy padded by
- * k - 1 - pad, with the weights' channels swapped and their taps flipped. */
+ * k - 1 - pad, with the weights' channels swapped and their taps flipped.
+ *
+ * With strides sh, sw the padded image is read at (ci, oy * sh + ki, ox *
+ * sw + kj). The copy splits each padded plane into its phases: phase (a, b)
+ * holds rows a, a + sh, ... and columns b, b + sw, ... as a plane of hq x wq
+ * (ceil(hp / sh) x ceil(wp / sw)), for a < min(sh, kh), b < min(sw, kw)
+ * (phases no tap reads are not kept). Then the read is at (ci, phase (ki %
+ * sh, kj % sw), oy + ki / sh, ox + kj / sw): a stride-1 window again, off[k]
+ * = ((ci, phase) plane * hq + ki / sh) * wq + kj / sw and q = oy * wq + ox. */
 
 /* The largest K on the implicit path (its offset table lives on the stack). */
 #define MAX_OFF 8192
@@ -286,13 +296,34 @@ typedef struct {
     int top, left;    /* padding before the source (negative: cropped) */
     int hp, wp;       /* padded planes */
     int kh, kw, K;    /* K = cin * kh * kw */
-    int cout, oh, ow; /* output planes: oh = hp - kh + 1, ow = wp - kw + 1 */
+    int cout, oh, ow; /* output planes: oh = (hp - kh) / sh + 1, likewise ow */
+    int sh, sw;       /* stride */
+    int ph, pw;       /* phases kept per channel: min(stride, kernel) per axis */
+    int hq, wq;       /* a phase plane: ceil(hp / sh) x ceil(wp / sw) */
 } igeom;
 
 static igeom geom_fwd(const dj_conv2d_dims *d)
 {
-    return (igeom){d->c,  d->h,  d->w,  d->pad_h, d->pad_w, d->h + 2 * d->pad_h, d->w + 2 * d->pad_w,
-                   d->kh, d->kw, d->c * d->kh * d->kw, d->oc, d->oh, d->ow};
+    const int hp = d->h + 2 * d->pad_h, wp = d->w + 2 * d->pad_w;
+    return (igeom){d->c,
+                   d->h,
+                   d->w,
+                   d->pad_h,
+                   d->pad_w,
+                   hp,
+                   wp,
+                   d->kh,
+                   d->kw,
+                   d->c * d->kh * d->kw,
+                   d->oc,
+                   d->oh,
+                   d->ow,
+                   d->stride_h,
+                   d->stride_w,
+                   d->stride_h < d->kh ? d->stride_h : d->kh,
+                   d->stride_w < d->kw ? d->stride_w : d->kw,
+                   ceil_div(hp, d->stride_h),
+                   ceil_div(wp, d->stride_w)};
 }
 
 static igeom geom_bwd_data(const dj_conv2d_dims *d)
@@ -309,18 +340,30 @@ static igeom geom_bwd_data(const dj_conv2d_dims *d)
                    d->oc * d->kh * d->kw,
                    d->c,
                    d->h,
-                   d->w};
+                   d->w,
+                   1,
+                   1,
+                   1,
+                   1,
+                   d->h + d->kh - 1,
+                   d->w + d->kw - 1};
+}
+
+/* Floats of the padded copy's planes (every phase of every channel). */
+static long long xp_used(const igeom *g)
+{
+    return (long long)g->cin * g->ph * g->pw * g->hq * g->wq;
 }
 
 static int implicit_ok(const igeom *g)
 {
-    return g->K <= MAX_OFF && (long long)g->cin * g->hp * g->wp + 4096 < INT32_MAX;
+    return g->K <= MAX_OFF && xp_used(g) + 4096 < INT32_MAX;
 }
 
 /* Floats of a padded copy, with the slack the last panels read past it. */
 static size_t xp_floats(const igeom *g, int NR)
 {
-    return round16((size_t)g->cin * g->hp * g->wp + (size_t)NR + (size_t)g->kw + 16);
+    return round16((size_t)xp_used(g) + (size_t)NR + (size_t)g->kw + 16);
 }
 
 static void make_offsets(const igeom *g, int32_t *off)
@@ -328,8 +371,10 @@ static void make_offsets(const igeom *g, int32_t *off)
     int k = 0;
     for (int ci = 0; ci < g->cin; ci++)
         for (int ki = 0; ki < g->kh; ki++)
-            for (int kj = 0; kj < g->kw; kj++)
-                off[k++] = (int32_t)(((long long)ci * g->hp + ki) * g->wp + kj);
+            for (int kj = 0; kj < g->kw; kj++) {
+                const long long phase = ((long long)ci * g->ph + ki % g->sh) * g->pw + kj % g->sw;
+                off[k++] = (int32_t)((phase * g->hq + ki / g->sh) * g->wq + kj / g->sw);
+            }
 }
 
 /* Channel ci of a source image zero-padded to hp rows of rw >= wp floats
@@ -367,20 +412,84 @@ static void pad_plane(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, in
     }
 }
 
-/* xp = one source image (cin x h x w) zero-padded to cin x hp x wp, and
- * the slack after it zeroed. */
+/* Source row x (n values, the first at padded column c0 >= 0) split into
+ * two phase rows: d[c % 2][c / 2] = value at padded column c. */
+static void split2_row(const float *x, int n, int c0, float *d0, float *d1)
+{
+    int i = 0;
+    if (c0 % 2 && n > 0) { /* the first value is odd: to phase 1 */
+        d1[c0 / 2] = x[0];
+        i = 1;
+    }
+    for (; i + 8 <= n; i += 8) { /* c0 + i even: x[i] to d0, x[i + 1] to d1 */
+        v4f a, b;
+        memcpy(&a, x + i, sizeof a);
+        memcpy(&b, x + i + 4, sizeof b);
+        const v4f e = EVEN4(a, b), o = ODD4(a, b);
+        memcpy(d0 + (c0 + i) / 2, &e, sizeof e);
+        memcpy(d1 + (c0 + i) / 2, &o, sizeof o);
+    }
+    for (; i < n; i++) {
+        const int c = c0 + i;
+        (c % 2 ? d1 : d0)[c / 2] = x[i];
+    }
+}
+
+/* Channel ci of a source image of a strided geometry split into its phase
+ * planes at dst (section comment above), zeros where padding. */
+static void pad_phases(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, int ci, float *dst)
+{
+    const size_t plane = (size_t)g->hq * g->wq, hw = (size_t)g->h * g->w;
+    memset(dst, 0, (size_t)g->ph * g->pw * plane * sizeof(float));
+    _Alignas(64) float buf[IM2COL_PLANE];
+    const float *xf = NULL; /* the channel as float32, if it is (or was decoded) */
+    const dj_opd xq = dj__opd_at(src, (ptrdiff_t)((size_t)ci * hw));
+    if (src.kind == DJ_OPD_F32) {
+        xf = (const float *)xq.p;
+    } else if (hw <= IM2COL_PLANE) {
+        kd->decode_rows(xq, g->w, g->h, g->w, buf, g->w);
+        xf = buf;
+    }
+    for (int iy = 0; iy < g->h; iy++) {
+        const int r = iy + g->top; /* padded row: row r / sh of phase r % sh */
+        if (r < 0 || r >= g->hp || r % g->sh >= g->ph)
+            continue;
+        /* phase (a, b) row: padded columns b, b + sw, ... */
+        float *o = dst + (size_t)(r % g->sh) * g->pw * plane + (size_t)(r / g->sh) * g->wq;
+        if (xf && g->sw == 2 && g->pw == 2) {
+            split2_row(xf + (size_t)iy * g->w, g->w, g->left, o, o + plane);
+            continue;
+        }
+        for (int b = 0; b < g->pw; b++) {
+            /* the first source column at padded column b mod sw */
+            const int ix0 = ((b - g->left) % g->sw + g->sw) % g->sw;
+            float *ob = o + (size_t)b * plane + (ix0 + g->left) / g->sw;
+            const size_t at = (size_t)iy * g->w;
+            for (int ix = ix0; ix < g->w; ix += g->sw)
+                *ob++ = xf ? xf[at + (size_t)ix] : dj__opd_get(xq, (ptrdiff_t)(at + (size_t)ix));
+        }
+    }
+}
+
+/* xp = one source image (cin x h x w) zero-padded to cin x hp x wp (with a
+ * stride, split into phases), and the slack after it zeroed. */
 static void pad_copy(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, float *xp)
 {
-    for (int ci = 0; ci < g->cin; ci++)
-        pad_plane(kd, g, src, ci, g->wp, xp + (size_t)ci * g->hp * g->wp);
-    const size_t used = (size_t)g->cin * g->hp * g->wp;
+    const size_t chan = (size_t)g->ph * g->pw * g->hq * g->wq;
+    for (int ci = 0; ci < g->cin; ci++) {
+        if (g->sh == 1 && g->sw == 1)
+            pad_plane(kd, g, src, ci, g->wp, xp + (size_t)ci * chan);
+        else
+            pad_phases(kd, g, src, ci, xp + (size_t)ci * chan);
+    }
+    const size_t used = (size_t)xp_used(g);
     memset(xp + used, 0, (xp_floats(g, kd->nr) - used) * sizeof(float));
 }
 
 /* Output rows per chunk: the chunk's C buffer aims at CHUNK_FLOATS. */
 static void row_chunks(const igeom *g, int *rows_c, int *nchunks)
 {
-    int r = CHUNK_FLOATS / (g->cout * g->wp);
+    int r = CHUNK_FLOATS / (g->cout * g->wq);
     if (r < 1)
         r = 1;
     *nchunks = ceil_div(g->oh, r);
@@ -453,7 +562,11 @@ static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan 
     const int stride1 = d->stride_h == 1 && d->stride_w == 1;
     pl->gf = geom_fwd(d);
     pl->gd = geom_bwd_data(d);
-    pl->implicit_fwd = stride1 && implicit_ok(&pl->gf);
+    /* other strides: the implicit GEMM over phase planes where the kernel
+     * has several taps (a 1 x 1 kernel's im2col is a plain gather, and its
+     * GEMM writes the output in place) */
+    pl->implicit_fwd = (stride1 || (dj__conv2d_strided_implicit && d->kh * d->kw > 1)) &&
+                       implicit_ok(&pl->gf);
     /* backward data's GEMM has M = c: with few input channels (an image's
      * first layer) the micro-tile would be mostly empty, so im2col's M = K
      * is better. */
@@ -463,7 +576,7 @@ static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan 
 
     if (pl->implicit_fwd) {
         row_chunks(&pl->gf, &pl->f_rows, &pl->f_nchunks);
-        pl->f_ldy = round_up(pl->f_rows * pl->gf.wp, NR);
+        pl->f_ldy = round_up(pl->f_rows * pl->gf.wq, NR);
         pl->f_apack = round16((size_t)round_up(d->oc, MR) * K);
         pl->f_task = xp_floats(&pl->gf, NR) + round16((size_t)d->oc * pl->f_ldy);
     } else {
@@ -474,7 +587,7 @@ static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan 
     }
     if (pl->implicit_data) {
         row_chunks(&pl->gd, &pl->d_rows, &pl->d_nchunks);
-        pl->d_ldy = round_up(pl->d_rows * pl->gd.wp, NR);
+        pl->d_ldy = round_up(pl->d_rows * pl->gd.wq, NR);
         pl->d_apack = round16((size_t)round_up(d->c, MR) * pl->gd.K);
         pl->d_task = xp_floats(&pl->gd, NR) + round16((size_t)d->c * pl->d_ldy);
     } else {
@@ -484,7 +597,7 @@ static void make_plan(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, plan 
         pl->e_dcol = round16((size_t)K * pl->e_nch);
     }
     if (pl->implicit_fwd) {
-        const int nq = d->oh * pl->gf.wp;
+        const int nq = d->oh * pl->gf.wq;
         pl->v_kc = ceil_div(nq, dj__sgemm_kblocks(kd, nq));
         pl->v_ldt = round_up(d->oc, NR);
         pl->v_bpack = round16((size_t)pl->v_ldt * pl->v_kc);
@@ -578,13 +691,13 @@ static void ifwd_task(void *arg, int t)
             pad_copy(j->kd, g, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), xp);
             have = img;
         }
-        dj__sgemm_macro_ofs(j->kd, g->cout, rows * g->wp, g->K, j->apack, (size_t)g->K * MR,
-                            xp + (size_t)r0 * g->wp, off, 1.0f, 0.0f, ybuf, j->ldy);
+        dj__sgemm_macro_ofs(j->kd, g->cout, rows * g->wq, g->K, j->apack, (size_t)g->K * MR,
+                            xp + (size_t)r0 * g->wq, off, 1.0f, 0.0f, ybuf, j->ldy);
         /* keep the ow real columns of each row (+ bias) */
         float *out = j->dst + (size_t)img * g->cout * dst_plane + (size_t)r0 * g->ow;
         for (int o = 0; o < g->cout; o++)
             for (int r = 0; r < rows; r++) {
-                const float *s = ybuf + (size_t)o * j->ldy + (size_t)r * g->wp;
+                const float *s = ybuf + (size_t)o * j->ldy + (size_t)r * g->wq;
                 float *dd = out + o * dst_plane + (size_t)r * g->ow;
                 if (j->bias) {
                     add_bias(dd, s, g->ow, j->bias[o]);
@@ -677,6 +790,8 @@ void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d
     /* W is A: [oc, K] row-major, packed once for every image. */
     dj__gemm_pack_a_q(kd, 0, w, pl.K, d->oc, pl.K, ws);
     if (pl.implicit_fwd) {
+        if (d->stride_h != 1 || d->stride_w != 1)
+            dj__conv2d_strided_calls++;
         run_implicit(pool, kd, &pl.gf, d->n, x, bias, y, ws, ws + pl.f_apack, pl.f_task, pl.f_rows,
                      pl.f_nchunks, pl.f_ldy);
         return;
@@ -846,7 +961,7 @@ static void bwd_weight_implicit_task(void *arg, int t)
     const dj_conv2d_dims *d = j->d;
     const plan *pl = j->pl;
     const igeom *g = &pl->gf;
-    const int MR = kd->mr, NR = kd->nr, K = pl->K, P = pl->P, wp = g->wp, ow = d->ow;
+    const int MR = kd->mr, NR = kd->nr, K = pl->K, P = pl->P, wp = g->wq, ow = d->ow;
     const int pm = ceil_div(K, MR), pn = ceil_div(d->oc, NR);
     const int ti = t / j->tn, tj = t % j->tn;
     const int r0 = pm * ti / j->tm * MR, o0 = pn * tj / j->tn * NR;
@@ -984,6 +1099,8 @@ static void bwd_weight_task(void *arg, int t)
  * the tests give this path (test_conv2d.c). */
 
 int dj__conv2d_winograd = 1;
+int dj__conv2d_strided_implicit = 1;
+_Atomic long dj__conv2d_strided_calls;
 _Atomic long dj__conv2d_winograd_calls;
 
 #define WT 4  /* output tile */
@@ -1062,7 +1179,10 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->gx = *g;
     w->gx.hp = w->th * WT + 2;
     w->gx.wp = w->tw * WT + 2;
-    w->gy = (igeom){g->cout, g->oh, g->ow, 0, 0, w->th * WT, w->tw * WT, 3, 3, 0, g->cout, 0, 0};
+    w->gx.hq = w->gx.hp;
+    w->gx.wq = w->gx.wp;
+    w->gy = (igeom){g->cout, g->oh, g->ow, 0, 0, w->th * WT, w->tw * WT, 3, 3, 0, g->cout, 0, 0,
+                    1,       1,     1,     1, w->th * WT, w->tw * WT};
     w->ipc = W_TILES / w->nt;
     if (w->ipc < 1)
         w->ipc = 1;
@@ -1390,6 +1510,8 @@ void dj__conv2d_backward_weight_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d
     }
     bwd_weight_job j = {kd, d, &pl, x, dy, dw, dbias, align64(ws), 1, 1};
     if (pl.implicit_fwd) {
+        if (d->stride_h != 1 || d->stride_w != 1)
+            dj__conv2d_strided_calls++;
         /* Each thread packs B for its output channels and copies the padded
          * image for its krows; on a tie, split the side whose repeated work
          * (a copy of dy or of x) is the larger. */

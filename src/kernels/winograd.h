@@ -51,6 +51,12 @@ typedef struct {
  * counted. */
 extern int dj__conv2d_winograd;
 extern _Atomic long dj__conv2d_winograd_calls;
+/* Whether convolutions with a stride other than 1 (and more than one tap)
+ * take the implicit GEMM over phase planes (1, the default) or im2col (0;
+ * tests and benchmarks); the forward and weight-gradient calls that took it
+ * are counted. */
+extern int dj__conv2d_strided_implicit;
+extern _Atomic long dj__conv2d_strided_calls;
 
 /* The transforms for an ISA (generic for any that has none of its own). */
 const dj__wino_fns *dj__wino_fns_for(dj_isa isa);

@@ -8,7 +8,8 @@
  *    the reference on many shapes (odd sizes, strides 1-3, paddings 0-2,
  *    non-square kernels, 1x1, K and P beyond one cache block, batch smaller
  *    than the thread count, padding beyond the kernel; stride 1 takes the
- *    implicit-GEMM path unless K is huge, other strides im2col), within a bound on float rounding error computed
+ *    implicit-GEMM path unless K is huge, other strides the implicit GEMM
+ *    over phase planes, then again im2col), within a bound on float rounding error computed
  *    per element from the same operation on |x|, |w|, |dy|. Outputs start
  *    as NaN (the kernels overwrite); the workspace is exactly the size
  *    dj_conv2d_workspace asks for (ASan checks the rest).
@@ -165,8 +166,8 @@ static const conv_case cases[] = {
     {5, 6, 10, 11, 17, 3, 3, 2, 2, 1, 0}, {1, 7, 1, 9, 5, 1, 3, 1, 2, 0, 1},
     /* padding beyond k - 1: backward_data crops dy */
     {1, 2, 5, 5, 3, 1, 1, 1, 1, 1, 1},    {2, 3, 6, 5, 4, 2, 3, 1, 1, 2, 3},
-    /* K = 9225 > 8192: stride 1 on the im2col path */
-    {1, 1025, 3, 3, 2, 3, 3, 1, 1, 0, 0},
+    /* K = 9225 > 8192: stride 1 and 2 on the im2col path */
+    {1, 1025, 3, 3, 2, 3, 3, 1, 1, 0, 0}, {1, 1025, 5, 4, 2, 3, 3, 2, 2, 1, 1},
     /* stride 2 with rows long enough for the four-wide gather and scatter:
      * fmnist-resnet's 3x3 and 1x1, odd widths, padding 0 and 2 */
     {2, 6, 28, 28, 9, 3, 3, 2, 2, 1, 1},  {2, 5, 27, 29, 4, 1, 1, 2, 2, 0, 0},
@@ -397,8 +398,18 @@ int main(void)
     CHECK(dj_pool_create(2, &p2) == DJ_OK, "pool of 2");
     CHECK(dj_pool_create(3, &p3) == DJ_OK, "pool of 3");
     dj_pool *pools[] = {NULL, p2, p3};
+    const long strided = dj__conv2d_strided_calls;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_case(&cases[i], pools, 3);
+    CHECK(dj__conv2d_strided_calls > strided, "the strided implicit GEMM did not run");
+    /* Every strided case again on im2col. */
+    dj__conv2d_strided_implicit = 0;
+    const long on_phases = dj__conv2d_strided_calls;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cases[i].sh != 1 || cases[i].sw != 1)
+            test_case(&cases[i], pools, 3);
+    CHECK(dj__conv2d_strided_calls == on_phases, "the strided implicit GEMM ran when turned off");
+    dj__conv2d_strided_implicit = 1;
     /* Every 3 x 3 stride-1 case again on the Winograd path. */
     dj__conv2d_winograd = 2;
     wino_bounds = 1;

@@ -8,7 +8,8 @@
  * operand kinds, strides 1 and 2, padding 0 and 1, kernels 1x1 and 3x3, with
  * and without bias (and dbias), shapes that take each path (stride 1:
  * implicit GEMM, or im2col for backward data when the input channels are
- * few and for every kernel when K is huge; other strides: im2col), images
+ * few and for every kernel when K is huge; other strides: the implicit GEMM
+ * over phase planes for kernels of several taps, then again im2col), images
  * whose positions span several k blocks. Outputs start as NaN (they must be
  * overwritten); the workspace is exactly dj_conv2d_q_workspace's size (ASan
  * watches the rest); the 3x3 stride-1 cases again on the Winograd path.
@@ -43,13 +44,13 @@ static const conv_case cases[] = {
     {1, 13, 5, 5, 3, 1, 1, 1}, {2, 6, 24, 25, 4, 3, 1, 1},
     /* stride 1 with few input channels: backward data on im2col */
     {2, 1, 9, 8, 8, 3, 1, 1},  {3, 2, 6, 7, 3, 3, 1, 0}, {1, 3, 20, 20, 4, 3, 1, 1},
-    /* stride 2: im2col */
+    /* stride 2: the implicit GEMM over phase planes (im2col for 1 x 1) */
     {2, 3, 9, 8, 7, 3, 2, 1},  {1, 5, 10, 11, 6, 3, 2, 0}, {2, 4, 6, 7, 5, 1, 2, 0},
     {3, 2, 5, 5, 9, 1, 2, 1},  {1, 7, 40, 37, 4, 3, 2, 1},
     /* stride 3; an 8-bit plane too large to decode whole (> 4096 values) */
     {2, 3, 11, 10, 4, 3, 3, 1}, {1, 2, 70, 65, 3, 3, 2, 1},
-    /* K = 9225 > 8192: stride 1 on the im2col path */
-    {1, 1025, 3, 3, 2, 3, 1, 0},
+    /* K = 9225 > 8192: stride 1 and 2 on the im2col path */
+    {1, 1025, 3, 3, 2, 3, 1, 0}, {1, 1025, 5, 4, 2, 3, 2, 1},
 };
 
 typedef struct {
@@ -222,14 +223,23 @@ int main(void)
     dj_pool *p2 = NULL;
     CHECK(dj_pool_create(2, &p2) == DJ_OK, "pool of 2");
     dj_pool *pools[] = {NULL, p2};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        for (int a = DJ_OPD_F32; a <= DJ_OPD_U8; a++)
-            for (int b = DJ_OPD_F32; b <= DJ_OPD_U8; b++) {
-                /* the huge-K case: the diagonal only */
-                if (cases[i].c > 100 && a != b)
-                    continue;
-                check_case(&cases[i], (kinds){(dj_opd_kind)a, (dj_opd_kind)b}, pools, 2);
-            }
+    /* Strided cases on both of their paths: the implicit GEMM over phase
+     * planes (the default), then im2col. */
+    const long strided = dj__conv2d_strided_calls;
+    for (int path = 1; path >= 0; path--) {
+        dj__conv2d_strided_implicit = path;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int a = DJ_OPD_F32; a <= DJ_OPD_U8; a++)
+                for (int b = DJ_OPD_F32; b <= DJ_OPD_U8; b++) {
+                    /* the huge-K case: the diagonal only */
+                    if ((cases[i].c > 100 && a != b) || (path == 0 && cases[i].s == 1))
+                        continue;
+                    check_case(&cases[i], (kinds){(dj_opd_kind)a, (dj_opd_kind)b}, pools, 2);
+                }
+        if (path == 1)
+            CHECK(dj__conv2d_strided_calls > strided, "the strided implicit GEMM did not run");
+    }
+    dj__conv2d_strided_implicit = 1;
     /* The Winograd path (every 3x3 stride-1 case): decoding happens in its
      * split copies and weight transform, so the bits still equal the float32
      * kernels' on the decoded values. */
