@@ -1094,7 +1094,12 @@ static void bwd_weight_task(void *arg, int t)
  * value (36 GEMMs over the tiles of a chunk, chunks added in order): per
  * chunk the threads first transform its tiles (split by image and channel
  * range), then share out the 36 GEMMs, so no copy or transform is done
- * twice; the 36 sums are transformed back by G^T . G at the end. About 4x fewer multiplications than the
+ * twice; the 36 sums are transformed back by G^T . G at the end. The
+ * transforms' vector lanes are the tiles of a row of tiles, or, where a
+ * row has fewer tiles than the images have groups of eight to fill (small
+ * planes: 14 x 14 has 4 tiles a row, 7 x 7 two), the same tile of eight
+ * images (winograd.h); a chunk is then whole groups of eight images, and
+ * the lanes of a partial group are zero. About 4x fewer multiplications than the
  * direct kernels; the transforms' extra rounding is within the error bound
  * the tests give this path (test_conv2d.c). */
 
@@ -1121,12 +1126,15 @@ typedef struct {
     igeom gx;         /* the source padded to whole tiles: hp = th * 4 + 2 */
     igeom gy;         /* dy padded to whole tiles (weight gradient) */
     int th, tw, nt;   /* tiles per image: th x tw */
-    int ipc, nchunks; /* images per chunk; chunks */
+    int il;           /* image lanes (winograd.h), else row lanes */
+    int ipc, nchunks; /* images per chunk (image lanes: a multiple of 8); chunks */
+    int cpc;          /* columns of V and M of a full chunk */
     int ld;           /* row stride of V and M: the tiles of a chunk, and room */
     int xs, ys;       /* phase strides of the split copies of x and dy */
     size_t vp, mp;    /* plane strides of V (cin x ld) and M, Y (cout x ld) */
-    size_t tmp;       /* floats of split_copy's scratch (a padded plane of x) */
-    size_t u, task;   /* floats: packed U; per thread split image, row, V, M */
+    size_t xcp, ycp;  /* floats of a copy of x, of dy (split or interleaved) */
+    size_t tmp;       /* floats of the copies' scratch */
+    size_t u, task;   /* floats: packed U; per thread x copy, scratch, V, M */
 } wplan;
 
 /* The split copy (winograd.h) of a source image of geometry g, padded to
@@ -1157,6 +1165,32 @@ static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const
         memset(dst + used, 0, (split_floats(g, xs) - used) * sizeof(float));
 }
 
+/* Floats of the interleaved copy of eight images of geometry g (winograd.h:
+ * image lanes) padded to g->hp x g->wp. */
+static size_t il_floats(const igeom *g)
+{
+    return round16((size_t)g->cin * g->hp * g->wp * 8 + 16);
+}
+
+/* Channels [c0, c1) of the interleaved copy of the ng <= 8 images from src
+ * (images img_floats apart) into dst; lanes past ng are zero. tmp: nine
+ * padded planes of scratch. */
+static void il_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const igeom *g, dj_opd src,
+                    size_t img_floats, int ng, int c0, int c1, float *tmp, float *dst)
+{
+    const size_t plane = (size_t)g->hp * g->wp;
+    const float *planes[8];
+    memset(tmp + 8 * plane, 0, plane * sizeof(float));
+    for (int l = 0; l < 8; l++)
+        planes[l] = tmp + (l < ng ? l : 8) * plane;
+    for (int ci = c0; ci < c1; ci++) {
+        for (int l = 0; l < ng; l++)
+            pad_plane(kd, g, dj__opd_at(src, (ptrdiff_t)(l * img_floats)), ci, g->wp,
+                      tmp + l * plane);
+        fn->interleave(planes, (int)plane, dst + (size_t)ci * plane * 8);
+    }
+}
+
 /* Whether a stride-1 convolution of geometry g takes the Winograd path. */
 static int wino_shape(const igeom *g, int mode)
 {
@@ -1183,14 +1217,20 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->gx.wq = w->gx.wp;
     w->gy = (igeom){g->cout, g->oh, g->ow, 0, 0, w->th * WT, w->tw * WT, 3, 3, 0, g->cout, 0, 0,
                     1,       1,     1,     1, w->th * WT, w->tw * WT};
+    /* Image lanes where they leave fewer lanes idle than a row of tiles:
+     * lanes used n / (8 ceil(n / 8)) against tw / (8 ceil(tw / 8)). */
+    w->il = (long long)n * round_up(w->tw, 8) > (long long)w->tw * round_up(n, 8);
     w->ipc = W_TILES / w->nt;
+    if (w->il)
+        w->ipc = w->ipc < 8 ? 8 : w->ipc / 8 * 8;
     if (w->ipc < 1)
         w->ipc = 1;
     if (w->ipc > n)
         w->ipc = n;
     w->nchunks = ceil_div(n, w->ipc);
+    w->cpc = (w->il ? round_up(w->ipc, 8) : w->ipc) * w->nt;
     /* the GEMM reads whole panels; the last group of tiles stores 8 lanes */
-    const int cols = w->ipc * w->nt;
+    const int cols = w->cpc;
     w->ld = odd_lines(cols + 8 > round_up(cols, NR) ? cols + 8 : round_up(cols, NR));
     w->xs = round_up(w->tw + 1, 8); /* x up to 4 tw + 1; whole vectors */
     w->ys = round_up(w->tw, 8);
@@ -1199,16 +1239,30 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->vp = (size_t)odd_lines(g->cin * w->ld);
     w->mp = (size_t)odd_lines(g->cout * w->ld);
     w->u = round16((size_t)WX * round_up(g->cout, MR) * g->cin);
-    w->tmp = round16((size_t)w->gx.hp * 4 * w->xs);
-    w->task = split_floats(&w->gx, w->xs) + w->tmp + WX * w->vp + WX * w->mp;
+    if (w->il) {
+        w->xcp = il_floats(&w->gx);
+        w->ycp = il_floats(&w->gy);
+        w->tmp = round16((size_t)9 * w->gx.hp * w->gx.wp);
+    } else {
+        w->xcp = split_floats(&w->gx, w->xs);
+        w->ycp = split_floats(&w->gy, w->ys);
+        w->tmp = round16((size_t)w->gx.hp * 4 * w->xs);
+    }
+    w->task = w->xcp + w->tmp + WX * w->vp + WX * w->mp;
+}
+
+/* Columns of V and M of the chunk of images [i0, i1). */
+static int wino_cols(const wplan *w, int i0, int i1)
+{
+    return (w->il ? round_up(i1 - i0, 8) : i1 - i0) * w->nt;
 }
 
 /* Per thread of the weight gradient: split copies of x and dy and the
  * packed panels of its GEMMs (K = the chunk's tiles). */
 static size_t wino_wt_task(const dj__sgemm_kernel *kd, const wplan *w)
 {
-    const int K = w->ipc * w->nt;
-    return split_floats(&w->gx, w->xs) + split_floats(&w->gy, w->ys) + w->tmp +
+    const int K = w->cpc;
+    return w->xcp + w->ycp + w->tmp +
            round16((size_t)round_up(w->gx.cout, kd->mr) * K) +
            round16((size_t)round_up(w->gx.cin, kd->nr) * K);
 }
@@ -1307,6 +1361,48 @@ typedef struct {
     int ntasks;
 } wfwd_job;
 
+/* wfwd_task's chunk of images [i0, i1) with image lanes: per group of
+ * eight, the interleaved copy and the transforms of each tile position. */
+static void wino_il_forward(const wfwd_job *j, int i0, int i1, float *xs, float *tmp, float *V,
+                            float *M)
+{
+    const dj__sgemm_kernel *kd = j->kd;
+    const igeom *g = j->g, *gx = &j->w->gx;
+    const wplan *w = j->w;
+    const int MR = kd->mr, NR = kd->nr, ld = w->ld, wp = gx->wp;
+    const ptrdiff_t xpl = (ptrdiff_t)gx->hp * wp * 8;
+    const size_t ups = (size_t)round_up(g->cout, MR) * g->cin;
+    const size_t src_img = (size_t)g->cin * g->h * g->w, plane = (size_t)g->oh * g->ow;
+    int col = 0;
+    for (int g0 = i0; g0 < i1; g0 += 8) {
+        const int ng = i1 - g0 < 8 ? i1 - g0 : 8;
+        il_copy(kd, j->fn, gx, dj__opd_at(j->src, (ptrdiff_t)(g0 * src_img)), src_img, ng, 0,
+                g->cin, tmp, xs);
+        for (int ty = 0; ty < w->th; ty++)
+            for (int tx = 0; tx < w->tw; tx++, col += 8)
+                j->fn->in(xs + ((size_t)ty * WT * wp + (size_t)tx * WT) * 8, 8 * wp, 8, 32, xpl,
+                          g->cin, V + col, w->vp, ld);
+    }
+    for (int x = 0; x < WX; x++)
+        dj__sgemm_macro(kd, g->cout, col, g->cin, j->u + x * ups, (size_t)g->cin * MR,
+                        V + x * w->vp, NR, ld, 1.0f, 0.0f, M + x * w->mp, ld);
+    col = 0;
+    for (int g0 = i0; g0 < i1; g0 += 8) {
+        const int ng = i1 - g0 < 8 ? i1 - g0 : 8;
+        float *y = j->dst + (size_t)g0 * g->cout * plane;
+        for (int ty = 0; ty < w->th; ty++) {
+            const int rows = g->oh - ty * WT < WT ? g->oh - ty * WT : WT;
+            for (int tx = 0; tx < w->tw; tx++, col += 8) {
+                const int cw = g->ow - tx * WT < WT ? g->ow - tx * WT : WT;
+                const int cols[8] = {cw, cw, cw, cw, cw, cw, cw, cw};
+                j->fn->out(M + col, w->mp, ld, g->cout, ng, y + (size_t)ty * WT * g->ow + tx * WT,
+                           (ptrdiff_t)(g->cout * plane), rows, cols, g->ow, (ptrdiff_t)plane,
+                           j->bias);
+            }
+        }
+    }
+}
+
 static void wfwd_task(void *arg, int t)
 {
     const wfwd_job *j = arg;
@@ -1314,7 +1410,7 @@ static void wfwd_task(void *arg, int t)
     const igeom *g = j->g;
     const wplan *w = j->w;
     const int MR = kd->mr, NR = kd->nr, ld = w->ld, rs = 4 * w->xs;
-    float *xs = j->ws + (size_t)t * w->task, *row = xs + split_floats(&w->gx, w->xs);
+    float *xs = j->ws + (size_t)t * w->task, *row = xs + w->xcp;
     float *V = row + w->tmp, *M = V + WX * w->vp;
     const size_t vs = w->vp, ms = w->mp;
     const size_t ups = (size_t)round_up(g->cout, MR) * g->cin;
@@ -1323,13 +1419,17 @@ static void wfwd_task(void *arg, int t)
     for (int c = c0; c < c1; c++) {
         const int i0 = c * w->ipc, i1 = i0 + w->ipc < j->n ? i0 + w->ipc : j->n;
         int col = 0;
+        if (w->il) {
+            wino_il_forward(j, i0, i1, xs, row, V, M);
+            continue;
+        }
         for (int img = i0; img < i1; img++) {
             split_copy(kd, j->fn, &w->gx, w->xs, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), 0,
                        g->cin, row, xs);
             for (int ty = 0; ty < w->th; ty++)
                 for (int tx = 0; tx < w->tw; tx += 8) {
                     const int nl = w->tw - tx < 8 ? w->tw - tx : 8;
-                    j->fn->in(xs + (size_t)ty * WT * rs + tx, rs, w->xs,
+                    j->fn->in(xs + (size_t)ty * WT * rs + tx, rs, w->xs, 1,
                               (ptrdiff_t)w->gx.hp * rs, g->cin, V + col, vs, ld);
                     col += nl;
                 }
@@ -1348,7 +1448,7 @@ static void wfwd_task(void *arg, int t)
                     for (int l = 0; l < nl; l++)
                         cols[l] = g->ow - (tx + l) * WT < WT ? g->ow - (tx + l) * WT : WT;
                     j->fn->out(M + col, ms, ld, g->cout, nl, y + (size_t)ty * WT * g->ow + tx * WT,
-                               rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
+                               WT, rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
                     col += nl;
                 }
             }
@@ -1395,11 +1495,31 @@ static void wwt_tiles_task(void *arg, int t)
     const wplan *w = j->w;
     const int cin = d->c, cout = d->oc, ld = w->ld, T = j->T;
     const int a0 = cin * t / T, a1 = cin * (t + 1) / T, b0 = cout * t / T, b1 = cout * (t + 1) / T;
-    float *xs = j->ws + (size_t)t * j->task, *dys = xs + split_floats(&w->gx, w->xs);
-    float *row = dys + split_floats(&w->gy, w->ys);
-    const ptrdiff_t xrs = 4 * w->xs, yrs = 4 * w->ys, xpl = w->gx.hp * xrs, ypl = w->gy.hp * yrs;
+    float *xs = j->ws + (size_t)t * j->task, *dys = xs + w->xcp;
+    float *row = dys + w->ycp;
     const size_t P = (size_t)d->oh * d->ow;
     int col = 0;
+    if (w->il) {
+        const size_t ximg = (size_t)cin * d->h * d->w, yimg = (size_t)cout * P;
+        const int wx = w->gx.wp, wy = w->gy.wp;
+        const ptrdiff_t xpl = (ptrdiff_t)w->gx.hp * wx * 8, ypl = (ptrdiff_t)w->gy.hp * wy * 8;
+        for (int g0 = j->i0; g0 < j->i1; g0 += 8) {
+            const int ng = j->i1 - g0 < 8 ? j->i1 - g0 : 8;
+            il_copy(j->kd, j->fn, &w->gx, dj__opd_at(j->x, (ptrdiff_t)(g0 * ximg)), ximg, ng, a0,
+                    a1, row, xs);
+            il_copy(j->kd, j->fn, &w->gy, dj__opd_at(j->dy, (ptrdiff_t)(g0 * yimg)), yimg, ng, b0,
+                    b1, row, dys);
+            for (int ty = 0; ty < w->th; ty++)
+                for (int tx = 0; tx < w->tw; tx++, col += 8) {
+                    j->fn->in(xs + a0 * xpl + ((size_t)ty * WT * wx + (size_t)tx * WT) * 8, 8 * wx,
+                              8, 32, xpl, a1 - a0, j->V + (size_t)a0 * ld + col, w->vp, ld);
+                    j->fn->dy(dys + b0 * ypl + ((size_t)ty * WT * wy + (size_t)tx * WT) * 8,
+                              8 * wy, 8, ypl, b1 - b0, j->Y + (size_t)b0 * ld + col, w->mp, ld);
+                }
+        }
+        return;
+    }
+    const ptrdiff_t xrs = 4 * w->xs, yrs = 4 * w->ys, xpl = w->gx.hp * xrs, ypl = w->gy.hp * yrs;
     for (int img = j->i0; img < j->i1; img++) {
         split_copy(j->kd, j->fn, &w->gx, w->xs,
                    dj__opd_at(j->x, (ptrdiff_t)((size_t)img * cin * d->h * d->w)), a0, a1, row, xs);
@@ -1407,7 +1527,7 @@ static void wwt_tiles_task(void *arg, int t)
                    b0, b1, row, dys);
         for (int ty = 0; ty < w->th; ty++)
             for (int tx = 0; tx < w->tw; tx += 8) {
-                j->fn->in(xs + a0 * xpl + (size_t)ty * WT * xrs + tx, xrs, w->xs, xpl, a1 - a0,
+                j->fn->in(xs + a0 * xpl + (size_t)ty * WT * xrs + tx, xrs, w->xs, 1, xpl, a1 - a0,
                           j->V + (size_t)a0 * ld + col, w->vp, ld);
                 j->fn->dy(dys + b0 * ypl + (size_t)ty * WT * yrs + tx, yrs, w->ys, ypl, b1 - b0,
                           j->Y + (size_t)b0 * ld + col, w->mp, ld);
@@ -1425,10 +1545,9 @@ static void wwt_gemm_task(void *arg, int t)
     const dj__sgemm_kernel *kd = j->kd;
     const dj_conv2d_dims *d = j->d;
     const wplan *w = j->w;
-    const int MR = kd->mr, NR = kd->nr, cin = d->c, cout = d->oc, K = w->ipc * w->nt;
-    const int col = (j->i1 - j->i0) * w->nt, x0 = WX * t / j->T, x1 = WX * (t + 1) / j->T;
-    float *ap = j->ws + (size_t)t * j->task + split_floats(&w->gx, w->xs) +
-                split_floats(&w->gy, w->ys) + w->tmp;
+    const int MR = kd->mr, NR = kd->nr, cin = d->c, cout = d->oc, K = w->cpc;
+    const int col = wino_cols(w, j->i0, j->i1), x0 = WX * t / j->T, x1 = WX * (t + 1) / j->T;
+    float *ap = j->ws + (size_t)t * j->task + w->xcp + w->ycp + w->tmp;
     float *bp = ap + round16((size_t)round_up(cout, MR) * K);
     for (int x = x0; x < x1; x++) {
         dj__sgemm_pack_a(kd, 0, j->Y + x * w->mp, w->ld, cout, col, ap);

@@ -11,11 +11,16 @@
  * (output channels x input channels x tiles). The weight gradient is the
  * adjoint: dg = G^T [ sum over tiles (A dy A^T) . (B^T d B) ] G.
  *
- * The transforms work on up to eight tiles at once, one per vector lane:
- * tiles tx0 .. tx0 + nl - 1 of one row of tiles. Their source is a padded
- * plane stored split by column phase (conv2d.c, split_copy): element (row,
- * x) at row * rs + (x % 4) * xs + x / 4, so that column c of a tile's patch
- * is one contiguous load over the eight tiles. Each writes or reads its 36
+ * The transforms work on up to eight tiles at once, one per vector lane,
+ * in one of two layouts (conv2d.c). Row lanes: tiles tx0 .. tx0 + nl - 1 of
+ * one row of tiles, from a padded plane stored split by column phase
+ * (split_copy): element (row, x) at row * rs + (x % 4) * xs + x / 4, so
+ * that column c of a tile's patch is one contiguous load over the eight
+ * tiles (qs = 1 below; outputs of tile l at dst + 4 l). Image lanes (for
+ * images a row of tiles would leave lanes idle in): the same tile of eight
+ * images, from planes interleaved by image (interleave): element (row, x)
+ * of image l at (row * wp + x) * 8 + l (rs = 8 wp, xs = 8, qs = 32; outputs
+ * of image l at dst + l * ls). Each writes or reads its 36
  * values per channel as eight consecutive floats in 36 planes: value xi =
  * 6 i + j of channel c at base + xi * vs + c * ld. Lanes past the last
  * tile (nl) compute garbage: `in` and `dy` store it, for the caller's next
@@ -28,14 +33,15 @@
 
 typedef struct {
     /* V = B^T d B of the 6 x 6 patches of the eight tiles whose first is
-     * at src (channel c at src + c * plane). */
-    void (*in)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, float *v,
-               size_t vs, ptrdiff_t ld);
+     * at src (channel c at src + c * plane); patch column c at (c % 4) * xs
+     * + (c / 4) * qs. */
+    void (*in)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t qs, ptrdiff_t plane, int nc,
+               float *v, size_t vs, ptrdiff_t ld);
     /* The 4 x 4 blocks A^T M A (+ bias[c]) of the nl tiles, for c < nc, into
-     * dst + c * plane (rows ldd apart, tile l at column 4 l): the first rows
-     * x cols[l] values of tile l. bias may be NULL. */
-    void (*out)(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, int rows,
-                const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias);
+     * dst + c * plane (rows ldd apart, tile l at dst + l * ls): the first
+     * rows x cols[l] values of tile l. bias may be NULL. */
+    void (*out)(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, ptrdiff_t ls,
+                int rows, const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias);
     /* Y = A dy A^T of the 4 x 4 blocks of the eight tiles at src (split
      * layout as above). */
     void (*dy)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, float *y,
@@ -43,6 +49,8 @@ typedef struct {
     /* dst[ph * xs + X] = row[4 X + ph] for ph < 4, X < xs: one row of the
      * split layout from a padded row of 4 xs floats. */
     void (*split)(const float *row, int xs, float *dst);
+    /* dst[8 p + l] = src[l][p] for p < n, l < 8: eight planes interleaved. */
+    void (*interleave)(const float *const *src, int n, float *dst);
 } dj__wino_fns;
 
 /* Which stride-1 3 x 3 convolutions (forward, backward data, weight

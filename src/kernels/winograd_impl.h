@@ -68,9 +68,9 @@ static inline __attribute__((always_inline)) void a4(const v8 *x, ptrdiff_t s, v
 }
 
 /* Row r of the tiles' 4 x 4 outputs (o[q] lane l: column q of tile l) into
- * dst + 4 l (the first cols[l] values). */
+ * dst + l * ls (the first cols[l] values). */
 static inline __attribute__((always_inline)) void put_row(const v8 *o, int nl, float *dst,
-                                                          const int *cols)
+                                                          ptrdiff_t ls, const int *cols)
 {
 #ifdef __AVX2__
     /* 4 x 4 transposes in each 128-bit half: tile l's row in one register */
@@ -86,30 +86,30 @@ static inline __attribute__((always_inline)) void put_row(const v8 *o, int nl, f
     for (int l = 0; l < nl; l++) {
         const __m128 v = l < 4 ? _mm256_castps256_ps128(q[l]) : _mm256_extractf128_ps(q[l - 4], 1);
         if (cols[l] == 4) {
-            _mm_storeu_ps(dst + 4 * l, v);
+            _mm_storeu_ps(dst + l * ls, v);
         } else {
             float tmp[4];
             _mm_storeu_ps(tmp, v);
             for (int c = 0; c < cols[l]; c++)
-                dst[4 * l + c] = tmp[c];
+                dst[l * ls + c] = tmp[c];
         }
     }
 #else
     for (int l = 0; l < nl; l++)
         for (int c = 0; c < cols[l]; c++)
-            dst[4 * l + c] = o[c][l];
+            dst[l * ls + c] = o[c][l];
 #endif
 }
 
-static void in_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc,
-                     float *v, size_t vs, ptrdiff_t ld)
+static void in_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t qs, ptrdiff_t plane,
+                     int nc, float *v, size_t vs, ptrdiff_t ld)
 {
     for (int c = 0; c < nc; c++) {
         const float *s = src + c * plane;
         v8 d[36], t[36], o[6];
         for (int r = 0; r < 6; r++)
             for (int q = 0; q < 6; q++)
-                d[r * 6 + q] = ld8(s + r * rs + (q & 3) * xs + (q >> 2));
+                d[r * 6 + q] = ld8(s + r * rs + (q & 3) * xs + (q >> 2) * qs);
         for (int q = 0; q < 6; q++) /* columns: t = B^T d */
             bt6(d + q, 6, t + q, 6);
         for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */
@@ -141,8 +141,9 @@ static void dy_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t pla
     }
 }
 
-static void out_tiles(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, int rows,
-                      const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias)
+static void out_tiles(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst,
+                      ptrdiff_t ls, int rows, const int *cols, ptrdiff_t ldd, ptrdiff_t plane,
+                      const float *bias)
 {
     for (int c = 0; c < nc; c++) {
         v8 x[36], t[24], o[4];
@@ -155,7 +156,7 @@ static void out_tiles(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, f
             at6(t + r * 6, 1, o, 1);
             for (int q = 0; q < 4; q++)
                 o[q] += b;
-            put_row(o, nl, dst + c * plane + r * ldd, cols);
+            put_row(o, nl, dst + c * plane + r * ldd, ls, cols);
         }
     }
 }
@@ -186,4 +187,36 @@ static void split_row(const float *row, int xs, float *dst)
             dst[ph * xs + x] = row[4 * x + ph];
 }
 
-const dj__wino_fns DJ_WINO_NAME = {in_tiles, out_tiles, dy_tiles, split_row};
+static void interleave(const float *const *src, int n, float *dst)
+{
+    int p = 0;
+#ifdef __AVX2__
+    /* an 8 x 8 transpose per 8 positions */
+    for (; p + 8 <= n; p += 8) {
+        __m256 r[8], t[8];
+        for (int l = 0; l < 8; l++)
+            r[l] = _mm256_loadu_ps(src[l] + p);
+        for (int l = 0; l < 8; l += 2) {
+            t[l] = _mm256_unpacklo_ps(r[l], r[l + 1]);
+            t[l + 1] = _mm256_unpackhi_ps(r[l], r[l + 1]);
+        }
+        for (int l = 0; l < 8; l += 4) {
+            r[l] = _mm256_shuffle_ps(t[l], t[l + 2], 0x44);
+            r[l + 1] = _mm256_shuffle_ps(t[l], t[l + 2], 0xEE);
+            r[l + 2] = _mm256_shuffle_ps(t[l + 1], t[l + 3], 0x44);
+            r[l + 3] = _mm256_shuffle_ps(t[l + 1], t[l + 3], 0xEE);
+        }
+        /* r[k] (k < 4) holds positions p + k, p + 4 + k of lanes 0-3 in its
+         * halves; r[4 + k] those of lanes 4-7 */
+        for (int k = 0; k < 4; k++) {
+            _mm256_storeu_ps(dst + 8 * (p + k), _mm256_permute2f128_ps(r[k], r[4 + k], 0x20));
+            _mm256_storeu_ps(dst + 8 * (p + 4 + k), _mm256_permute2f128_ps(r[k], r[4 + k], 0x31));
+        }
+    }
+#endif
+    for (; p < n; p++)
+        for (int l = 0; l < 8; l++)
+            dst[8 * p + l] = src[l][p];
+}
+
+const dj__wino_fns DJ_WINO_NAME = {in_tiles, out_tiles, dy_tiles, split_row, interleave};

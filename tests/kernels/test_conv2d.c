@@ -177,6 +177,10 @@ static const conv_case cases[] = {
     {6, 32, 26, 26, 64, 3, 3, 1, 1, 0, 0},  {3, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1},
     {2, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1},   {2, 24, 7, 7, 20, 3, 3, 1, 1, 1, 1},
     {1, 16, 49, 45, 16, 3, 3, 1, 1, 1, 1},  {2, 5, 6, 6, 7, 3, 3, 1, 1, 2, 2},
+    /* ... with image lanes (more images than tiles in a row): a partial
+     * group of eight, two chunks (8 + 2 images), whole groups only */
+    {9, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1},    {10, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1},
+    {8, 16, 5, 6, 8, 3, 3, 1, 1, 1, 1},
 };
 
 /* Bound scale for the Winograd path (mode 2 below): its transforms (constants

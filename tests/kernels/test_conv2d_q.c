@@ -44,6 +44,9 @@ static const conv_case cases[] = {
     {1, 13, 5, 5, 3, 1, 1, 1}, {2, 6, 24, 25, 4, 3, 1, 1},
     /* stride 1 with few input channels: backward data on im2col */
     {2, 1, 9, 8, 8, 3, 1, 1},  {3, 2, 6, 7, 3, 3, 1, 0}, {1, 3, 20, 20, 4, 3, 1, 1},
+    /* more images than tiles in a row (Winograd: image lanes; 8 + 1 images,
+     * two chunks of 8 + 2) */
+    {9, 3, 7, 7, 4, 3, 1, 1},  {10, 5, 9, 11, 6, 3, 1, 1},
     /* stride 2: the implicit GEMM over phase planes (im2col for 1 x 1) */
     {2, 3, 9, 8, 7, 3, 2, 1},  {1, 5, 10, 11, 6, 3, 2, 0}, {2, 4, 6, 7, 5, 1, 2, 0},
     {3, 2, 5, 5, 9, 1, 2, 1},  {1, 7, 40, 37, 4, 3, 2, 1},
