@@ -1081,8 +1081,8 @@ static void bwd_weight_task(void *arg, int t)
 
 /* ---- Winograd F(4x4, 3x3) for stride-1 3 x 3 convolutions ----
  *
- * winograd.h has the algorithm. Per chunk of whole images (about W_TILES
- * tiles): the 6 x 6 patch of each 4 x 4 output tile of the padded source is
+ * winograd.h has the algorithm. Per chunk of whole images (32 to 128
+ * tiles, V and M of about W_BYTES): the 6 x 6 patch of each 4 x 4 output tile of the padded source is
  * transformed into V (36 planes of cin x tiles); 36 GEMMs M[xi] = U[xi] .
  * V[xi] over the transformed weights U (packed A panels, made once per
  * call); each tile's 36 values of M are transformed back into its output
@@ -1110,9 +1110,12 @@ _Atomic long dj__conv2d_winograd_calls;
 
 #define WT 4  /* output tile */
 #define WX 36 /* transform values per tile (6 x 6) */
-/* Tiles per chunk aimed at: V and M of a chunk of fmnist-cnn's second
- * convolution (32 -> 64 channels) are about 1.7 MiB. */
-#define W_TILES 128
+/* V and M of a chunk aim at this many bytes (per thread; fmnist-cnn's
+ * second convolution, 32 -> 64 channels, gets three images of 36 tiles).
+ * fmnist-resnet, ab_train.sh, 4 rounds each: a fixed 128 tiles (4.7 MiB
+ * for 128 -> 128 channels) -> 1.5 MiB 1.07x (0.99-1.22); 1.5 -> 0.75 MiB
+ * 0.93x (0.77-1.11). */
+#define W_BYTES (1536 * 1024)
 
 /* G, the 6 x 3 kernel transform. */
 static const double wino_g[6][3] = {{1.0 / 4, 0, 0},
@@ -1224,7 +1227,10 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
      * 36 tiles holds V and M of 4 MiB, against 1.5 MiB for three.) */
     w->il = 2 * w->tw <= round_up(w->tw, 8) &&
             (long long)n * round_up(w->tw, 8) > (long long)w->tw * round_up(n, 8);
-    w->ipc = W_TILES / w->nt;
+    /* tiles per chunk: V and M of about W_BYTES, from 32 to 128 tiles */
+    int tiles = (int)(W_BYTES / ((size_t)WX * sizeof(float) * (size_t)(g->cin + g->cout)));
+    tiles = tiles < 32 ? 32 : tiles > 128 ? 128 : tiles;
+    w->ipc = tiles / w->nt;
     if (w->il)
         w->ipc = w->ipc < 8 ? 8 : w->ipc / 8 * 8;
     if (w->ipc < 1)
