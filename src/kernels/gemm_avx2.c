@@ -132,14 +132,6 @@ static inline __attribute__((always_inline)) __m256 decode8_gather(const uint8_t
     return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s)), 4);
 }
 
-/* The first n < 8 lanes of v to dst. */
-static inline __attribute__((always_inline)) void store_lanes(float *dst, __m256 v, int n)
-{
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(dst, m, v);
-}
-
 enum { DEC_BF16, DEC_FORM, DEC_GATHER };
 
 /* 8 elements at p (bf16 bits or 8-bit codes) by decoder `how`. */
@@ -150,9 +142,23 @@ static inline __attribute__((always_inline)) __m256 decode8(int how, const void 
                                                                : decode8_gather(p, lut);
 }
 
+/* The first n < 8 lanes of v to dst, one by one (a masked store is slow on
+ * AMD's cores). */
+static inline __attribute__((always_inline)) void store_few(float *dst, __m256 v, int n)
+{
+    _Alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < n; i++)
+        dst[i] = t[i];
+}
+
 /* The row loops of dj__opd_decode_rows_avx2 for decoder `how` (a constant
- * once inlined): 8 elements at a time, the last n % 8 through a
- * zero-padded copy (never reading past the row) and a masked store. */
+ * once inlined): 8 elements at a time; the last n % 8 of a row of at least
+ * 8 as the row's last 8 (overlapping the previous vector); of a shorter
+ * row, 8 decoded from the source where those 8 lie inside the block's span
+ * (first row's start to last row's end: every row but the last, when ld >=
+ * n), else through a zero-padded copy (never reading past the block), and
+ * stored lane by lane. */
 static inline __attribute__((always_inline)) void decode_rows8(int how, dj_opd src, ptrdiff_t ld,
                                                                int rows, int n, float *dst,
                                                                ptrdiff_t ldd)
@@ -165,10 +171,14 @@ static inline __attribute__((always_inline)) void decode_rows8(int how, dj_opd s
         int i = 0;
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(d + i, decode8(how, s + i * es, src.lut, &f));
-        if (i < n) {
+        if (i < n && n >= 8) { /* the last 8 again: the overlap stores the same values */
+            _mm256_storeu_ps(d + n - 8, decode8(how, s + (n - 8) * es, src.lut, &f));
+        } else if (i < n && r * ld + i + 8 <= (rows - 1) * ld + n) {
+            store_few(d + i, decode8(how, s + i * es, src.lut, &f), n - i);
+        } else if (i < n) {
             _Alignas(16) unsigned char t[16] = {0};
             memcpy(t, s + i * es, (size_t)(n - i) * es);
-            store_lanes(d + i, decode8(how, t, src.lut, &f), n - i);
+            store_few(d + i, decode8(how, t, src.lut, &f), n - i);
         }
     }
 }
