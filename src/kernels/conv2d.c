@@ -1085,8 +1085,8 @@ static void bwd_weight_task(void *arg, int t)
  * tiles, V and M of about W_BYTES): the 6 x 6 patch of each 4 x 4 output
  * tile of the padded source is transformed into V (36 planes of cin x
  * tiles); 36 GEMMs M[xi] = U[xi] . V[xi] over the transformed weights U
- * (packed A panels, made once per call); each tile's 36 values of M are transformed back into its output
- * block. Each output element is written by one chunk, and its sum over
+ * (packed A panels, made once per call); each tile's 36 values of M are
+ * transformed back into its output block. Each output element is written by one chunk, and its sum over
  * input channels depends on cin and the ISA only, so results are
  * bit-identical for any thread count. backward_data is the same on the
  * padded dy with the flipped weights (geom_bwd_data). The weight gradient
