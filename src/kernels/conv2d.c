@@ -1081,27 +1081,27 @@ static void bwd_weight_task(void *arg, int t)
 
 /* ---- Winograd F(4x4, 3x3) for stride-1 3 x 3 convolutions ----
  *
- * winograd.h has the algorithm. Per chunk of whole images (32 to 128
- * tiles, V and M of about W_BYTES): the 6 x 6 patch of each 4 x 4 output
- * tile of the padded source is transformed into V (36 planes of cin x
- * tiles); 36 GEMMs M[xi] = U[xi] . V[xi] over the transformed weights U
- * (packed A panels, made once per call); each tile's 36 values of M are
- * transformed back into its output block. Each output element is written by one chunk, and its sum over
- * input channels depends on cin and the ISA only, so results are
- * bit-identical for any thread count. backward_data is the same on the
- * padded dy with the flipped weights (geom_bwd_data). The weight gradient
- * sums (A dy A^T) . (B^T x B) over every tile of the batch per transform
- * value (36 GEMMs over the tiles of a chunk, chunks added in order): per
- * chunk the threads first transform its tiles (split by image and channel
- * range), then share out the 36 GEMMs, so no copy or transform is done
- * twice; the 36 sums are transformed back by G^T . G at the end. The
- * transforms' vector lanes are the tiles of a row of tiles, or, where a
- * row fills half the lanes or fewer (14 x 14 has 4 tiles a row, 7 x 7 two)
- * and the images fill more, the same tile of eight images (winograd.h); a
- * chunk is then whole groups of eight images, and the lanes of a partial
- * group are zero. About 4x fewer multiplications than the direct kernels;
- * the transforms' extra rounding is within the error bound the tests give
- * this path (test_conv2d.c). */
+ * winograd.h has the algorithm. Per chunk of whole images (32 to 128 tiles,
+ * V and M of about W_BYTES): the 6 x 6 patch of each 4 x 4 output tile of
+ * the padded source is transformed into V (36 planes of cin x tiles); 36
+ * GEMMs M[xi] = U[xi] . V[xi] over the transformed weights U (packed A
+ * panels, made once per call); each tile's 36 values of M are transformed
+ * back into its output block. Each output element is written by one chunk,
+ * and its sum over input channels depends on cin and the ISA only, so
+ * results are bit-identical for any thread count. backward_data is the same
+ * on the padded dy with the flipped weights (geom_bwd_data). The weight
+ * gradient sums (A dy A^T) . (B^T x B) over every tile of the batch per
+ * transform value (36 GEMMs over the tiles of a chunk, chunks added in
+ * order): per chunk the threads first transform its tiles (split by image
+ * and channel range), then share out the 36 GEMMs, so no copy or transform
+ * is done twice; the 36 sums are transformed back by G^T . G at the end. The
+ * transforms' vector lanes are the tiles of a row of tiles, or, where a row
+ * fills half the lanes or fewer (14 x 14 has 4 tiles a row, 7 x 7 two) and
+ * the images fill more, the same tile of eight images (winograd.h); a chunk
+ * is then whole groups of eight images, and the lanes of a partial group are
+ * zero. About 4x fewer multiplications than the direct kernels; the
+ * transforms' extra rounding is within the error bound the tests give this
+ * path (test_conv2d.c). */
 
 int dj__conv2d_winograd = 1;
 int dj__conv2d_strided_implicit = 1;
