@@ -118,7 +118,8 @@ typedef struct {
 /* Fills oh/ow; returns DJ_ERR_ARG if the output would be empty. */
 dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int oc, int kh, int kw,
                               int stride_h, int stride_w, int pad_h, int pad_w);
-/* Scratch floats the fast kernels need for a pool of `nthreads`. */
+/* Scratch floats the fast kernels need for a pool of `nthreads`; they also
+ * serve the same shapes with fewer images (a smaller d->n). */
 size_t dj_conv2d_workspace(const dj_conv2d_dims *d, int nthreads);
 
 /* y[n, oc, oh, ow] = conv(x, w) + bias (bias may be NULL). */

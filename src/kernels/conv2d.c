@@ -1224,7 +1224,10 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
      * idle and the images fill more of them: lanes used n / (8 ceil(n /
      * 8)) against tw / (8 ceil(tw / 8)). (fmnist-cnn's 24 x 24, six tiles a
      * row, ran 0.8x as fast with image lanes: a chunk of eight images of
-     * 36 tiles holds V and M of 4 MiB, against 1.5 MiB for three.) */
+     * 36 tiles holds V and M of 4 MiB, against 1.5 MiB for three.) Row
+     * lanes come back for fewer images only at n <= tw <= 4, whose chunks
+     * and copies are smaller than image lanes' (eight images): so the
+     * workspace for n images serves any smaller batch (test_conv2d). */
     w->il = 2 * w->tw <= round_up(w->tw, 8) &&
             (long long)n * round_up(w->tw, 8) > (long long)w->tw * round_up(n, 8);
     /* tiles per chunk: V and M of about W_BYTES, from 32 to 128 tiles */

@@ -394,8 +394,40 @@ static void test_case(const conv_case *cc, dj_pool **pools, int npools)
     free(db1);
 }
 
+/* The workspace for n images serves every smaller batch of the same shape
+ * (the model sizes it for its batch and runs the last, smaller one in it):
+ * never smaller for fewer images, on shapes that take each path, Winograd
+ * with row and with image lanes (which n picks) among them. */
+static void test_workspace_batches(void)
+{
+    static const conv_case shapes[] = {
+        {1, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1},  {1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1},
+        {1, 128, 7, 7, 128, 3, 3, 1, 1, 1, 1}, {1, 32, 26, 26, 64, 3, 3, 1, 1, 0, 0},
+        {1, 32, 28, 28, 64, 3, 3, 2, 2, 1, 1}, {1, 32, 28, 28, 64, 1, 1, 2, 2, 0, 0},
+        {1, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0},  {1, 40, 5, 6, 24, 3, 3, 1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const conv_case *cc = &shapes[i];
+        for (int T = 1; T <= 3; T++) {
+            dj_conv2d_dims big;
+            CHECK(dj_conv2d_dims_init(&big, 40, cc->c, cc->h, cc->w, cc->oc, cc->kh, cc->kw, cc->sh,
+                                      cc->sw, cc->ph, cc->pw) == DJ_OK,
+                  "dims");
+            const size_t need = dj_conv2d_workspace(&big, T);
+            for (int n = 1; n < 40; n++) {
+                dj_conv2d_dims d = big;
+                d.n = n;
+                CHECK(dj_conv2d_workspace(&d, T) <= need,
+                      "shape %zu, %d threads: %d images need %zu floats, more than 40 images' %zu",
+                      i, T, n, dj_conv2d_workspace(&d, T), need);
+            }
+        }
+    }
+}
+
 int main(void)
 {
+    test_workspace_batches();
     test_hand();
     test_adjoint();
     dj_pool *p2 = NULL, *p3 = NULL;
