@@ -302,51 +302,34 @@ typedef struct {
     int hq, wq;       /* a phase plane: ceil(hp / sh) x ceil(wp / sw) */
 } igeom;
 
+/* g with strides sh, sw and the phase fields they imply. */
+static igeom with_stride(igeom g, int sh, int sw)
+{
+    g.sh = sh;
+    g.sw = sw;
+    g.ph = sh < g.kh ? sh : g.kh;
+    g.pw = sw < g.kw ? sw : g.kw;
+    g.hq = ceil_div(g.hp, sh);
+    g.wq = ceil_div(g.wp, sw);
+    return g;
+}
+
 static igeom geom_fwd(const dj_conv2d_dims *d)
 {
-    const int hp = d->h + 2 * d->pad_h, wp = d->w + 2 * d->pad_w;
-    return (igeom){d->c,
-                   d->h,
-                   d->w,
-                   d->pad_h,
-                   d->pad_w,
-                   hp,
-                   wp,
-                   d->kh,
-                   d->kw,
-                   d->c * d->kh * d->kw,
-                   d->oc,
-                   d->oh,
-                   d->ow,
-                   d->stride_h,
-                   d->stride_w,
-                   d->stride_h < d->kh ? d->stride_h : d->kh,
-                   d->stride_w < d->kw ? d->stride_w : d->kw,
-                   ceil_div(hp, d->stride_h),
-                   ceil_div(wp, d->stride_w)};
+    const igeom g = {.cin = d->c, .h = d->h, .w = d->w, .top = d->pad_h, .left = d->pad_w,
+                     .hp = d->h + 2 * d->pad_h, .wp = d->w + 2 * d->pad_w, .kh = d->kh,
+                     .kw = d->kw, .K = d->c * d->kh * d->kw, .cout = d->oc, .oh = d->oh,
+                     .ow = d->ow};
+    return with_stride(g, d->stride_h, d->stride_w);
 }
 
 static igeom geom_bwd_data(const dj_conv2d_dims *d)
 {
-    return (igeom){d->oc,
-                   d->oh,
-                   d->ow,
-                   d->kh - 1 - d->pad_h,
-                   d->kw - 1 - d->pad_w,
-                   d->h + d->kh - 1,
-                   d->w + d->kw - 1,
-                   d->kh,
-                   d->kw,
-                   d->oc * d->kh * d->kw,
-                   d->c,
-                   d->h,
-                   d->w,
-                   1,
-                   1,
-                   1,
-                   1,
-                   d->h + d->kh - 1,
-                   d->w + d->kw - 1};
+    const igeom g = {.cin = d->oc, .h = d->oh, .w = d->ow, .top = d->kh - 1 - d->pad_h,
+                     .left = d->kw - 1 - d->pad_w, .hp = d->h + d->kh - 1, .wp = d->w + d->kw - 1,
+                     .kh = d->kh, .kw = d->kw, .K = d->oc * d->kh * d->kw, .cout = d->c,
+                     .oh = d->h, .ow = d->w};
+    return with_stride(g, 1, 1);
 }
 
 /* Floats of the padded copy's planes (every phase of every channel). */
@@ -1207,6 +1190,12 @@ static int wino_shape(const igeom *g, int mode)
     return g->cin >= 16 && g->cout >= 16 && 2 * WX * tiles <= 9LL * g->oh * g->ow;
 }
 
+/* Columns of V and M of the chunk of images [i0, i1). */
+static int wino_cols(const wplan *w, int i0, int i1)
+{
+    return (w->il ? round_up(i1 - i0, 8) : i1 - i0) * w->nt;
+}
+
 static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *w)
 {
     const int MR = kd->mr, NR = kd->nr;
@@ -1216,10 +1205,10 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->gx = *g;
     w->gx.hp = w->th * WT + 2;
     w->gx.wp = w->tw * WT + 2;
-    w->gx.hq = w->gx.hp;
-    w->gx.wq = w->gx.wp;
-    w->gy = (igeom){g->cout, g->oh, g->ow, 0, 0, w->th * WT, w->tw * WT, 3, 3, 0, g->cout, 0, 0,
-                    1,       1,     1,     1, w->th * WT, w->tw * WT};
+    w->gx = with_stride(w->gx, 1, 1);
+    const igeom gy = {.cin = g->cout, .h = g->oh, .w = g->ow, .hp = w->th * WT,
+                      .wp = w->tw * WT, .kh = 3, .kw = 3, .cout = g->cout};
+    w->gy = with_stride(gy, 1, 1);
     /* Image lanes where a row of tiles would leave half the lanes or more
      * idle and the images fill more of them: lanes used n / (8 ceil(n /
      * 8)) against tw / (8 ceil(tw / 8)). (fmnist-cnn's 24 x 24, six tiles a
@@ -1241,7 +1230,7 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     if (w->ipc > n)
         w->ipc = n;
     w->nchunks = ceil_div(n, w->ipc);
-    w->cpc = (w->il ? round_up(w->ipc, 8) : w->ipc) * w->nt;
+    w->cpc = wino_cols(w, 0, w->ipc);
     /* the GEMM reads whole panels; the last group of tiles stores 8 lanes */
     const int cols = w->cpc;
     w->ld = odd_lines(cols + 8 > round_up(cols, NR) ? cols + 8 : round_up(cols, NR));
@@ -1264,11 +1253,6 @@ static void wino_plan(const dj__sgemm_kernel *kd, const igeom *g, int n, wplan *
     w->task = w->xcp + w->tmp + WX * w->vp + WX * w->mp;
 }
 
-/* Columns of V and M of the chunk of images [i0, i1). */
-static int wino_cols(const wplan *w, int i0, int i1)
-{
-    return (w->il ? round_up(i1 - i0, 8) : i1 - i0) * w->nt;
-}
 
 /* Per thread of the weight gradient: split copies of x and dy and the
  * packed panels of its GEMMs (K = the chunk's tiles). */
@@ -1374,32 +1358,36 @@ typedef struct {
     int ntasks;
 } wfwd_job;
 
-/* wfwd_task's chunk of images [i0, i1) with image lanes: per group of
- * eight, the interleaved copy and the transforms of each tile position. */
-static void wino_il_forward(const wfwd_job *j, int i0, int i1, float *xs, float *tmp, float *V,
-                            float *M)
+/* Image lanes, wfwd_task's chunk of images [i0, i1): per group of eight,
+ * the interleaved copy and the transforms of each tile position into V;
+ * returns V's columns. */
+static int wino_il_in(const wfwd_job *j, int i0, int i1, float *xs, float *tmp, float *V)
 {
-    const dj__sgemm_kernel *kd = j->kd;
     const igeom *g = j->g, *gx = &j->w->gx;
     const wplan *w = j->w;
-    const int MR = kd->mr, NR = kd->nr, ld = w->ld, wp = gx->wp;
+    const int wp = gx->wp;
     const ptrdiff_t xpl = (ptrdiff_t)gx->hp * wp * 8;
-    const size_t ups = (size_t)round_up(g->cout, MR) * g->cin;
-    const size_t src_img = (size_t)g->cin * g->h * g->w, plane = (size_t)g->oh * g->ow;
+    const size_t src_img = (size_t)g->cin * g->h * g->w;
     int col = 0;
     for (int g0 = i0; g0 < i1; g0 += 8) {
         const int ng = i1 - g0 < 8 ? i1 - g0 : 8;
-        il_copy(kd, j->fn, gx, dj__opd_at(j->src, (ptrdiff_t)(g0 * src_img)), src_img, ng, 0,
+        il_copy(j->kd, j->fn, gx, dj__opd_at(j->src, (ptrdiff_t)(g0 * src_img)), src_img, ng, 0,
                 g->cin, tmp, xs);
         for (int ty = 0; ty < w->th; ty++)
             for (int tx = 0; tx < w->tw; tx++, col += 8)
                 j->fn->in(xs + ((size_t)ty * WT * wp + (size_t)tx * WT) * 8, 8 * wp, 8, 32, xpl,
-                          g->cin, V + col, w->vp, ld);
+                          g->cin, V + col, w->vp, w->ld);
     }
-    for (int x = 0; x < WX; x++)
-        dj__sgemm_macro(kd, g->cout, col, g->cin, j->u + x * ups, (size_t)g->cin * MR,
-                        V + x * w->vp, NR, ld, 1.0f, 0.0f, M + x * w->mp, ld);
-    col = 0;
+    return col;
+}
+
+/* Image lanes: the outputs of the chunk [i0, i1) from M. */
+static void wino_il_out(const wfwd_job *j, int i0, int i1, const float *M)
+{
+    const igeom *g = j->g;
+    const wplan *w = j->w;
+    const size_t plane = (size_t)g->oh * g->ow;
+    int col = 0;
     for (int g0 = i0; g0 < i1; g0 += 8) {
         const int ng = i1 - g0 < 8 ? i1 - g0 : 8;
         float *y = j->dst + (size_t)g0 * g->cout * plane;
@@ -1408,9 +1396,9 @@ static void wino_il_forward(const wfwd_job *j, int i0, int i1, float *xs, float 
             for (int tx = 0; tx < w->tw; tx++, col += 8) {
                 const int cw = g->ow - tx * WT < WT ? g->ow - tx * WT : WT;
                 const int cols[8] = {cw, cw, cw, cw, cw, cw, cw, cw};
-                j->fn->out(M + col, w->mp, ld, g->cout, ng, y + (size_t)ty * WT * g->ow + tx * WT,
-                           (ptrdiff_t)(g->cout * plane), rows, cols, g->ow, (ptrdiff_t)plane,
-                           j->bias);
+                j->fn->out(M + col, w->mp, w->ld, g->cout, ng,
+                           y + (size_t)ty * WT * g->ow + tx * WT, (ptrdiff_t)(g->cout * plane),
+                           rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
             }
         }
     }
@@ -1431,12 +1419,8 @@ static void wfwd_task(void *arg, int t)
     const int c0 = w->nchunks * t / j->ntasks, c1 = w->nchunks * (t + 1) / j->ntasks;
     for (int c = c0; c < c1; c++) {
         const int i0 = c * w->ipc, i1 = i0 + w->ipc < j->n ? i0 + w->ipc : j->n;
-        int col = 0;
-        if (w->il) {
-            wino_il_forward(j, i0, i1, xs, row, V, M);
-            continue;
-        }
-        for (int img = i0; img < i1; img++) {
+        int col = w->il ? wino_il_in(j, i0, i1, xs, row, V) : 0;
+        for (int img = i0; img < i1 && !w->il; img++) {
             split_copy(kd, j->fn, &w->gx, w->xs, dj__opd_at(j->src, (ptrdiff_t)(img * src_img)), 0,
                        g->cin, row, xs);
             for (int ty = 0; ty < w->th; ty++)
@@ -1450,6 +1434,10 @@ static void wfwd_task(void *arg, int t)
         for (int x = 0; x < WX; x++)
             dj__sgemm_macro(kd, g->cout, col, g->cin, j->u + x * ups, (size_t)g->cin * MR,
                             V + x * vs, NR, ld, 1.0f, 0.0f, M + x * ms, ld);
+        if (w->il) {
+            wino_il_out(j, i0, i1, M);
+            continue;
+        }
         col = 0;
         for (int img = i0; img < i1; img++) {
             float *y = j->dst + (size_t)img * g->cout * plane;

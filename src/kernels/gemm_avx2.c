@@ -173,12 +173,12 @@ static inline __attribute__((always_inline)) void decode_rows8(int how, dj_opd s
             _mm256_storeu_ps(d + i, decode8(how, s + i * es, src.lut, &f));
         if (i < n && n >= 8) { /* the last 8 again: the overlap stores the same values */
             _mm256_storeu_ps(d + n - 8, decode8(how, s + (n - 8) * es, src.lut, &f));
-        } else if (i < n && r * ld + i + 8 <= (rows - 1) * ld + n) {
-            store_few(d + i, decode8(how, s + i * es, src.lut, &f), n - i);
         } else if (i < n) {
             _Alignas(16) unsigned char t[16] = {0};
-            memcpy(t, s + i * es, (size_t)(n - i) * es);
-            store_few(d + i, decode8(how, t, src.lut, &f), n - i);
+            const unsigned char *at = s + i * es;
+            if (r * ld + i + 8 > (rows - 1) * ld + n) /* past the block: a padded copy */
+                at = memcpy(t, at, (size_t)(n - i) * es);
+            store_few(d + i, decode8(how, at, src.lut, &f), n - i);
         }
     }
 }

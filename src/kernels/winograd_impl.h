@@ -67,6 +67,20 @@ static inline __attribute__((always_inline)) void a4(const v8 *x, ptrdiff_t s, v
     o[5 * so] = y3;
 }
 
+#ifdef __AVX2__
+/* Four 4 x 4 transposes, one in each 128-bit half of r[0..3]: q[k] holds
+ * element k of every row, for the low half and the high half. */
+static inline __attribute__((always_inline)) void transpose4_halves(const __m256 *r, __m256 *q)
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    q[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    q[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    q[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    q[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+#endif
+
 /* Row r of the tiles' 4 x 4 outputs (o[q] lane l: column q of tile l) into
  * dst + l * ls (the first cols[l] values). */
 static inline __attribute__((always_inline)) void put_row(const v8 *o, int nl, float *dst,
@@ -74,15 +88,9 @@ static inline __attribute__((always_inline)) void put_row(const v8 *o, int nl, f
 {
 #ifdef __AVX2__
     /* 4 x 4 transposes in each 128-bit half: tile l's row in one register */
-    const __m256 t0 = _mm256_unpacklo_ps((__m256)o[0], (__m256)o[1]);
-    const __m256 t1 = _mm256_unpackhi_ps((__m256)o[0], (__m256)o[1]);
-    const __m256 t2 = _mm256_unpacklo_ps((__m256)o[2], (__m256)o[3]);
-    const __m256 t3 = _mm256_unpackhi_ps((__m256)o[2], (__m256)o[3]);
+    const __m256 r[4] = {(__m256)o[0], (__m256)o[1], (__m256)o[2], (__m256)o[3]};
     __m256 q[4];
-    q[0] = _mm256_shuffle_ps(t0, t2, 0x44);
-    q[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
-    q[2] = _mm256_shuffle_ps(t1, t3, 0x44);
-    q[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    transpose4_halves(r, q);
     for (int l = 0; l < nl; l++) {
         const __m128 v = l < 4 ? _mm256_castps256_ps128(q[l]) : _mm256_extractf128_ps(q[l - 4], 1);
         if (cols[l] == 4) {
@@ -193,19 +201,11 @@ static void interleave(const float *const *src, int n, float *dst)
 #ifdef __AVX2__
     /* an 8 x 8 transpose per 8 positions */
     for (; p + 8 <= n; p += 8) {
-        __m256 r[8], t[8];
+        __m256 in[8], r[8];
         for (int l = 0; l < 8; l++)
-            r[l] = _mm256_loadu_ps(src[l] + p);
-        for (int l = 0; l < 8; l += 2) {
-            t[l] = _mm256_unpacklo_ps(r[l], r[l + 1]);
-            t[l + 1] = _mm256_unpackhi_ps(r[l], r[l + 1]);
-        }
-        for (int l = 0; l < 8; l += 4) {
-            r[l] = _mm256_shuffle_ps(t[l], t[l + 2], 0x44);
-            r[l + 1] = _mm256_shuffle_ps(t[l], t[l + 2], 0xEE);
-            r[l + 2] = _mm256_shuffle_ps(t[l + 1], t[l + 3], 0x44);
-            r[l + 3] = _mm256_shuffle_ps(t[l + 1], t[l + 3], 0xEE);
-        }
+            in[l] = _mm256_loadu_ps(src[l] + p);
+        transpose4_halves(in, r);
+        transpose4_halves(in + 4, r + 4);
         /* r[k] (k < 4) holds positions p + k, p + 4 + k of lanes 0-3 in its
          * halves; r[4 + k] those of lanes 4-7 */
         for (int k = 0; k < 4; k++) {
