@@ -168,10 +168,11 @@ void dj_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *
 /* MaxPool2d of ReLU(x) in one pass, the same values, argmax and gradients as
  * dj_relu_forward then dj_maxpool2d_forward (ReLU: x < 0 gives +0; -0 and
  * NaN pass); backward: dx = dj_relu_backward(x, dj_maxpool2d_backward(dy)),
- * with x the ReLU's input. No ReLU output is stored. */
+ * with x the ReLU's input, computed from y, the forward's output (the mask
+ * relu(x) <= 0 at each argmax is y <= 0). No ReLU output is stored. */
 void dj_relu_maxpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y,
                                int32_t *argmax);
-void dj_relu_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *x,
+void dj_relu_maxpool2d_backward(dj_pool *pool, const dj_pool2d_dims *d, const float *y,
                                 const float *dy, const int32_t *argmax, float *dx);
 /* Average pooling with count_include_pad = true (PyTorch's default). */
 void dj_avgpool2d_forward(dj_pool *pool, const dj_pool2d_dims *d, const float *x, float *y);

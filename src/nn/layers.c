@@ -337,7 +337,7 @@ static const float *layer_backward(dj_model *m, dj_layer *L, dj_pool *pool, cons
         dj_pool2d_dims d;
         pool_dims(L, n, &d);
         if (L->relu_pool)
-            dj_relu_maxpool2d_backward(pool, &d, L->x, dy, L->argmax, dx);
+            dj_relu_maxpool2d_backward(pool, &d, L->y, dy, L->argmax, dx);
         else
             dj_maxpool2d_backward(pool, &d, dy, L->argmax, dx);
         return dx;
