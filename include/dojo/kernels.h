@@ -113,6 +113,9 @@ typedef struct {
     int stride_h, stride_w;
     int pad_h, pad_w;       /* zero padding */
     int oh, ow;             /* output, set by dj_conv2d_dims_init */
+    int relu;               /* forward only: y = ReLU(conv + bias) as dj_relu_forward
+                             * computes it, in the pass that writes y (0 from
+                             * dj_conv2d_dims_init) */
 } dj_conv2d_dims;
 
 /* Fills oh/ow; returns DJ_ERR_ARG if the output would be empty. */
@@ -122,7 +125,8 @@ dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int
  * serve the same shapes with fewer images (a smaller d->n). */
 size_t dj_conv2d_workspace(const dj_conv2d_dims *d, int nthreads);
 
-/* y[n, oc, oh, ow] = conv(x, w) + bias (bias may be NULL). */
+/* y[n, oc, oh, ow] = conv(x, w) + bias (bias may be NULL); then ReLU if
+ * d->relu. */
 void dj_conv2d_forward(dj_pool *pool, const dj_conv2d_dims *d, const float *x, const float *w,
                        const float *bias, float *y, float *ws);
 /* dx = conv_transpose(dy, w). */

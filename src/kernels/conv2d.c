@@ -65,19 +65,27 @@ static size_t round16(size_t n)
 }
 
 
-/* dst[i] = src[i] + b for i < n (dst may be src), four lanes at a time. */
-static void add_bias(float *dst, const float *src, int n, float b)
+/* dst[i] = src[i] + *b for i < n (dst may be src; no add where b is NULL),
+ * then, if relu, ReLU as dj_relu_forward (negatives to +0; -0 and NaN
+ * stay); four lanes at a time. */
+static void finish_row(float *dst, const float *src, int n, const float *b, int relu)
 {
-    const v4f vb = {b, b, b, b};
+    const float bv = b ? *b : 0.0f;
+    const v4f vb = {bv, bv, bv, bv};
     int i = 0;
     for (; i + 4 <= n; i += 4) {
         v4f v;
         memcpy(&v, src + i, sizeof v);
-        v += vb;
+        if (b)
+            v += vb;
+        if (relu)
+            v = (v4f)((v4i)v & ~(v < 0.0f));
         memcpy(dst + i, &v, sizeof v);
     }
-    for (; i < n; i++)
-        dst[i] = src[i] + b;
+    for (; i < n; i++) {
+        const float v = b ? src[i] + bv : src[i];
+        dst[i] = relu && v < 0.0f ? 0.0f : v;
+    }
 }
 
 dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int oc, int kh, int kw,
@@ -92,7 +100,8 @@ dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int
     const long long oh = (hp - kh) / stride_h + 1, ow = (wp - kw) / stride_w + 1;
     if ((long long)c * kh * kw > INT32_MAX || oh * ow > INT32_MAX || (long long)h * w > INT32_MAX)
         return DJ_ERR_ARG;
-    *d = (dj_conv2d_dims){n, c, h, w, oc, kh, kw, stride_h, stride_w, pad_h, pad_w, (int)oh, (int)ow};
+    *d = (dj_conv2d_dims){n,        c,        h,     w,     oc,      kh,      kw,
+                          stride_h, stride_w, pad_h, pad_w, (int)oh, (int)ow, 0};
     return DJ_OK;
 }
 
@@ -529,8 +538,8 @@ static int odd_lines(int n)
 static size_t wino_ws(const dj__sgemm_kernel *kd, const dj_conv2d_dims *d, int T);
 static int wino_shape(const igeom *g, int mode);
 static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
-                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
-                         float *ws);
+                         dj_opd src, dj_opd w, int flipped, const float *bias, int relu,
+                         float *dst, float *ws);
 static void wino_backward_weight(dj_pool *pool, const dj__sgemm_kernel *kd,
                                  const dj_conv2d_dims *d, dj_opd x, dj_opd dy, float *dw,
                                  float *dbias, float *ws);
@@ -646,6 +655,7 @@ typedef struct {
     int n;                /* images */
     dj_opd src;           /* n x cin x h x w */
     const float *bias;    /* cout, or NULL */
+    int relu;             /* ReLU on the output */
     float *dst;           /* n x cout x oh x ow */
     const float *apack;   /* weights: A panels of cout rows, k in (ci, ki, kj) order */
     float *ws;            /* per task: padded image, then C buffer */
@@ -682,20 +692,19 @@ static void ifwd_task(void *arg, int t)
             for (int r = 0; r < rows; r++) {
                 const float *s = ybuf + (size_t)o * j->ldy + (size_t)r * g->wq;
                 float *dd = out + o * dst_plane + (size_t)r * g->ow;
-                if (j->bias) {
-                    add_bias(dd, s, g->ow, j->bias[o]);
-                } else {
+                if (j->bias || j->relu)
+                    finish_row(dd, s, g->ow, j->bias ? &j->bias[o] : NULL, j->relu);
+                else
                     memcpy(dd, s, (size_t)g->ow * sizeof(float));
-                }
             }
     }
 }
 
 static void run_implicit(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
-                         dj_opd src, const float *bias, float *dst, const float *apack,
+                         dj_opd src, const float *bias, int relu, float *dst, const float *apack,
                          float *ws, size_t task_floats, int rows_c, int nchunks, int ldy)
 {
-    ifwd_job j = {kd, g, n, src, bias, dst, apack, ws, task_floats, rows_c, nchunks, ldy, 0};
+    ifwd_job j = {kd, g, n, src, bias, relu, dst, apack, ws, task_floats, rows_c, nchunks, ldy, 0};
     j.ntasks = threads_for(pool, (long long)n * nchunks);
     dj_pool_run(pool, ifwd_task, &j, j.ntasks);
 }
@@ -752,9 +761,10 @@ static void fwd_task(void *arg, int t)
         float *y = j->y + (size_t)img * d->oc * P + p0;
         dj__sgemm_macro(j->kd, d->oc, np, K, j->wpack, (size_t)K * MR, col, NR, pl->c_ld, 1.0f,
                         0.0f, y, P);
-        if (j->bias)
+        if (j->bias || d->relu)
             for (int o = 0; o < d->oc; o++)
-                add_bias(y + (size_t)o * P, y + (size_t)o * P, np, j->bias[o]);
+                finish_row(y + (size_t)o * P, y + (size_t)o * P, np,
+                           j->bias ? &j->bias[o] : NULL, d->relu);
     }
 }
 
@@ -767,7 +777,7 @@ void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d
     make_plan(kd, d, &pl);
     ws = align64(ws);
     if (pl.wino_fwd) {
-        wino_forward(pool, kd, &pl.gf, d->n, x, w, 0, bias, y, ws);
+        wino_forward(pool, kd, &pl.gf, d->n, x, w, 0, bias, d->relu, y, ws);
         return;
     }
     /* W is A: [oc, K] row-major, packed once for every image. */
@@ -775,8 +785,8 @@ void dj__conv2d_forward_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_dims *d
     if (pl.implicit_fwd) {
         if (d->stride_h != 1 || d->stride_w != 1)
             dj__conv2d_strided_calls++;
-        run_implicit(pool, kd, &pl.gf, d->n, x, bias, y, ws, ws + pl.f_apack, pl.f_task, pl.f_rows,
-                     pl.f_nchunks, pl.f_ldy);
+        run_implicit(pool, kd, &pl.gf, d->n, x, bias, d->relu, y, ws, ws + pl.f_apack,
+                     pl.f_task, pl.f_rows, pl.f_nchunks, pl.f_ldy);
         return;
     }
     fwd_job j = {kd, d, &pl, x, bias, ws, y, ws + pl.c_wpack, 0};
@@ -842,12 +852,12 @@ void dj__conv2d_backward_data_q_isa(dj_isa isa, dj_pool *pool, const dj_conv2d_d
     make_plan(kd, d, &pl);
     ws = align64(ws);
     if (pl.wino_data) {
-        wino_forward(pool, kd, &pl.gd, d->n, dy, w, 1, NULL, dx, ws);
+        wino_forward(pool, kd, &pl.gd, d->n, dy, w, 1, NULL, 0, dx, ws);
         return;
     }
     if (pl.implicit_data) {
         pack_flipped(kd, d, w, ws);
-        run_implicit(pool, kd, &pl.gd, d->n, dy, NULL, dx, ws, ws + pl.d_apack, pl.d_task,
+        run_implicit(pool, kd, &pl.gd, d->n, dy, NULL, 0, dx, ws, ws + pl.d_apack, pl.d_task,
                      pl.d_rows, pl.d_nchunks, pl.d_ldy);
         return;
     }
@@ -1354,6 +1364,7 @@ typedef struct {
     int n;
     dj_opd src;
     const float *bias, *u;
+    int relu;
     float *dst, *ws;
     int ntasks;
 } wfwd_job;
@@ -1398,7 +1409,7 @@ static void wino_il_out(const wfwd_job *j, int i0, int i1, const float *M)
                 const int cols[8] = {cw, cw, cw, cw, cw, cw, cw, cw};
                 j->fn->out(M + col, w->mp, w->ld, g->cout, ng,
                            y + (size_t)ty * WT * g->ow + tx * WT, (ptrdiff_t)(g->cout * plane),
-                           rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
+                           rows, cols, g->ow, (ptrdiff_t)plane, j->bias, j->relu);
             }
         }
     }
@@ -1449,7 +1460,7 @@ static void wfwd_task(void *arg, int t)
                     for (int l = 0; l < nl; l++)
                         cols[l] = g->ow - (tx + l) * WT < WT ? g->ow - (tx + l) * WT : WT;
                     j->fn->out(M + col, ms, ld, g->cout, nl, y + (size_t)ty * WT * g->ow + tx * WT,
-                               WT, rows, cols, g->ow, (ptrdiff_t)plane, j->bias);
+                               WT, rows, cols, g->ow, (ptrdiff_t)plane, j->bias, j->relu);
                     col += nl;
                 }
             }
@@ -1460,13 +1471,13 @@ static void wfwd_task(void *arg, int t)
 /* The forward convolution of geometry g by Winograd: ws holds the plan's u
  * + T * task floats. */
 static void wino_forward(dj_pool *pool, const dj__sgemm_kernel *kd, const igeom *g, int n,
-                         dj_opd src, dj_opd w, int flipped, const float *bias, float *dst,
-                         float *ws)
+                         dj_opd src, dj_opd w, int flipped, const float *bias, int relu,
+                         float *dst, float *ws)
 {
     wplan wp;
     wino_plan(kd, g, n, &wp);
     wino_weights(pool, kd, g, w, flipped, ws);
-    wfwd_job j = {kd, dj__wino_fns_for(kd->isa), g, &wp, n, src, bias, ws, dst, ws + wp.u, 0};
+    wfwd_job j = {kd, dj__wino_fns_for(kd->isa), g, &wp, n, src, bias, ws, relu, dst, ws + wp.u, 0};
     j.ntasks = threads_for(pool, wp.nchunks);
     dj_pool_run(pool, wfwd_task, &j, j.ntasks);
     dj__conv2d_winograd_calls++;

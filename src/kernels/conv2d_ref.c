@@ -42,7 +42,8 @@ void dj_conv2d_forward_ref(const dj_conv2d_dims *d, const float *x, const float 
                                 acc += (double)x[x_at(d, n, c, iy, ix)] * w[w_at(d, o, c, ki, kj)];
                             }
                         }
-                    y[y_at(d, n, o, oy, ox)] = (float)acc;
+                    const float v = (float)acc;
+                    y[y_at(d, n, o, oy, ox)] = d->relu && v < 0.0f ? 0.0f : v;
                 }
 }
 

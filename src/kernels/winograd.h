@@ -39,9 +39,11 @@ typedef struct {
                float *v, size_t vs, ptrdiff_t ld);
     /* The 4 x 4 blocks A^T M A (+ bias[c]) of the nl tiles, for c < nc, into
      * dst + c * plane (rows ldd apart, tile l at dst + l * ls): the first
-     * rows x cols[l] values of tile l. bias may be NULL. */
+     * rows x cols[l] values of tile l. bias may be NULL (+0 is added); relu:
+     * then ReLU as dj_relu_forward. */
     void (*out)(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst, ptrdiff_t ls,
-                int rows, const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias);
+                int rows, const int *cols, ptrdiff_t ldd, ptrdiff_t plane, const float *bias,
+                int relu);
     /* Y = A dy A^T of the 4 x 4 blocks of the eight tiles at src (split
      * layout as above). */
     void (*dy)(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t plane, int nc, float *y,

@@ -11,6 +11,7 @@
 #include "kernels/winograd.h"
 
 typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 /* Without AVX a v8 is two SSE registers; every function that passes one is
  * static and inlined, so the ABI note does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -151,7 +152,7 @@ static void dy_tiles(const float *src, ptrdiff_t rs, ptrdiff_t xs, ptrdiff_t pla
 
 static void out_tiles(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, float *dst,
                       ptrdiff_t ls, int rows, const int *cols, ptrdiff_t ldd, ptrdiff_t plane,
-                      const float *bias)
+                      const float *bias, int relu)
 {
     for (int c = 0; c < nc; c++) {
         v8 x[36], t[24], o[4];
@@ -162,8 +163,11 @@ static void out_tiles(const float *m, size_t vs, ptrdiff_t ld, int nc, int nl, f
         const float b = bias ? bias[c] : 0.0f;
         for (int r = 0; r < rows; r++) { /* rows: (A^T M) A */
             at6(t + r * 6, 1, o, 1);
-            for (int q = 0; q < 4; q++)
+            for (int q = 0; q < 4; q++) {
                 o[q] += b;
+                if (relu) /* negatives to +0; -0 and NaN stay */
+                    o[q] = (v8)((v8i)o[q] & ~(o[q] < 0.0f));
+            }
             put_row(o, nl, dst + c * plane + r * ldd, ls, cols);
         }
     }

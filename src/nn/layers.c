@@ -73,6 +73,7 @@ static void conv_dims(const dj_layer *L, int n, dj_conv2d_dims *d)
 {
     dj_conv2d_dims_init(d, n, (int)L->in.d[0], (int)L->in.d[1], (int)L->in.d[2], L->out_ch,
                         L->kh, L->kw, L->sh, L->sw, L->ph, L->pw);
+    d->relu = L->conv_relu; /* the forward's; the backward ignores it */
 }
 
 static void pool_dims(const dj_layer *L, int n, dj_pool2d_dims *d)
@@ -172,7 +173,8 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
                              L->eps, L->y, L->save_mean, L->save_invstd);
         return L->y;
     case DJ_L_RELU:
-        if (L->relu_pool || L->bn_relu || L->res_relu) /* done by the layer after or before */
+        /* done by the layer after or before */
+        if (L->relu_pool || L->bn_relu || L->res_relu || L->conv_relu)
             return x;
         dj_relu_forward(pool, nin, x, L->y);
         return L->y;

@@ -1303,6 +1303,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         L->relu_pool = relu_pool_at(s, i);
         L->bn_relu = relu_after_at(s, i, DJ_L_BATCHNORM2D);
         L->res_relu = relu_after_at(s, i, DJ_L_RESIDUAL);
+        L->conv_relu = relu_after_at(s, i, DJ_L_CONV2D);
         switch (L->kind) {
         case DJ_L_CONV2D: {
             dj_conv2d_dims d;
@@ -1333,7 +1334,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         case DJ_L_SILU:
         case DJ_L_AVGPOOL2D:
         case DJ_L_ADAPTIVEAVGPOOL2D:
-            if (!L->relu_pool && !L->bn_relu && !L->res_relu)
+            if (!L->relu_pool && !L->bn_relu && !L->res_relu && !L->conv_relu)
                 plan_buf(p, &L->y, nout, sizeof(float));
             break;
         case DJ_L_BATCHNORM2D:

@@ -138,6 +138,11 @@ struct dj_layer {
      * sum applies it (dj_add_relu), its backward masks dy by its output
      * before the branches; the ReLU passes x and dy through. Set on both. */
     int res_relu;
+    /* A Conv2d followed by a ReLU (that is not fused with a pool): the
+     * convolution's forward applies it as it writes y (dj_conv2d_dims.relu)
+     * and the ReLU's forward passes x through; its backward is the ReLU's
+     * own, on x = relu(conv), whose mask x <= 0 is the same. Set on both. */
+    int conv_relu;
 
     /* dj_model_profile: inclusive seconds of forward, backward, encoding;
      * process CPU seconds of forward and backward */

@@ -299,6 +299,7 @@ static void test_case(const conv_case *cc, dj_pool **pools, int npools)
     float *db = malloc((size_t)d.oc * 4);
     float *y1 = malloc(yl * 4), *dx1 = malloc(xl * 4), *dw1 = malloc(wl * 4);
     float *db1 = malloc((size_t)d.oc * 4);
+    float *yr = malloc(yl * 4), *yr2 = malloc(yl * 4);
     for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
         if (!dj_cpu_supports((dj_isa)isa))
             continue;
@@ -327,6 +328,17 @@ static void test_case(const conv_case *cc, dj_pool **pools, int npools)
                     CHECK(bad == 0, "forward (no bias) %s T=%d case %dx%dx%dx%d: %ld bad (worst %.3g)",
                           in, T, d.n, d.c, d.h, d.w, bad, worst);
                 }
+                /* ReLU fused into the pass that writes y: bit for bit
+                 * dj_relu_forward of the output above */
+                dj_conv2d_dims dr = d;
+                dr.relu = 1;
+                fill_nan(yr, yl);
+                dj__conv2d_forward_isa((dj_isa)isa, pool, &dr, x, w, use_bias ? bias : NULL, yr, ws);
+                dj_relu_forward(NULL, yl, y, yr2);
+                CHECK(memcmp(yr, yr2, yl * 4) == 0,
+                      "forward with relu %s T=%d case %dx%dx%dx%d oc=%d k=%dx%d s=%d,%d: differs "
+                      "from forward then dj_relu_forward",
+                      in, T, d.n, d.c, d.h, d.w, d.oc, d.kh, d.kw, d.stride_h, d.stride_w);
 
                 fill_nan(dx, xl);
                 dj__conv2d_backward_data_isa((dj_isa)isa, pool, &d, dy, w, dx, ws);
@@ -392,6 +404,8 @@ static void test_case(const conv_case *cc, dj_pool **pools, int npools)
     free(dx1);
     free(dw1);
     free(db1);
+    free(yr);
+    free(yr2);
 }
 
 /* The workspace for n images serves every smaller batch of the same shape
