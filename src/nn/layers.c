@@ -104,7 +104,12 @@ static void quant_forward(dj_model *m, dj_layer *L, dj_pool *pool, const float *
     else
         q->wo = dj_quant_run(&q->w, pool, dj_tensor_f32(&w->value), w->value.numel, q->wc, 0,
                              train);
-    q->xo = dj_quant_run(&q->x, pool, x, nin, q->xc, 0, train);
+    if (L->x_from) { /* the same tensor, just encoded by x_from: its codes and state */
+        q->x = L->x_from->q->x;
+        q->xo = L->x_from->q->xo;
+    } else {
+        q->xo = dj_quant_run(&q->x, pool, x, nin, q->xc, 0, train);
+    }
     if (m->profile)
         L->t_enc += now_s() - t0;
 }

@@ -1269,7 +1269,7 @@ static void plan_quant(dj_model *m, dj_layer *L, int B, plan_ctx *p)
         return;
     const size_t es = (size_t)dj_format_desc_of(L->q->x.fmt)->bits / 8;
     plan_buf(p, &L->q->wc, m->params[L->p_weight].value.numel, es);
-    plan_buf(p, &L->q->xc, (uint64_t)B * L->in_size, es);
+    plan_buf(p, &L->q->xc, L->x_from ? 0 : (uint64_t)B * L->in_size, es);
     plan_buf(p, &L->q->gc, (uint64_t)B * L->out_size, es);
 }
 
@@ -1750,6 +1750,22 @@ static void drop_quant(dj_layer *L, void *arg)
     (void)arg;
     free(L->q);
     L->q = NULL;
+    L->x_from = NULL;
+}
+
+/* A residual block whose body and shortcut each start with a quantised
+ * Conv2d: the shortcut's takes the body's input codes (dj_layer.x_from). */
+static void share_block_input(dj_layer *L, void *arg)
+{
+    (void)arg;
+    if (L->kind != DJ_L_RESIDUAL || !L->has_shortcut || !L->body.count || !L->shortcut.count)
+        return;
+    dj_layer *b = &L->body.layers[0], *s = &L->shortcut.layers[0];
+    if (b->kind == DJ_L_CONV2D && s->kind == DJ_L_CONV2D && b->q && s->q &&
+        b->q->x.fmt == s->q->x.fmt && b->q->x.rounding == s->q->x.rounding &&
+        b->q->x.scaled == s->q->x.scaled && b->q->x.current == s->q->x.current &&
+        b->q->x.history == s->q->x.history && b->q->x.margin == s->q->x.margin)
+        s->x_from = b;
 }
 
 dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc)
@@ -1820,6 +1836,8 @@ dj_status dj_model_set_precision(dj_model *m, const dj_precision_config *pc)
     }
     if (st)
         visit(&m->top, drop_quant, NULL);
+    else
+        visit(&m->top, share_block_input, NULL);
     free(keep);
     free(g->gemm);
     return st;

@@ -125,6 +125,15 @@ struct dj_layer {
     int fwd_train;       /* it ran in training mode */
     /* Conv2d/Linear under an 8-bit or bf16 policy (NULL: float32) */
     struct dj_layer_quant *q;
+    /* A quantised Conv2d that runs, in the same step, just after x_from (a
+     * quantised Conv2d with the same input quantiser settings) on the same
+     * input tensor: a residual block's shortcut and its body's first
+     * convolution. It takes x_from's input codes and input quantiser state
+     * (bias, history, statistics) instead of encoding the tensor again;
+     * the two quantisers see the same tensor every step from the same
+     * resets, so that state is what its own would be. Set by
+     * dj_model_set_precision. */
+    struct dj_layer *x_from;
     int dropped;         /* Dropout applied a mask (train and p > 0) */
     /* A ReLU followed by a MaxPool2d in the same sequence: the pool does both
      * in one pass (dj_relu_maxpool2d_*); the ReLU passes x and dy through and

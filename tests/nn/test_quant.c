@@ -2,8 +2,10 @@
  * selection on crafted tensors, delayed scaling and its adaptation after an
  * overflow, the saturation/flush counts, stochastic rounding of gradients
  * (unbiased, reproducible from the seed, independent of the thread count),
- * the scaled-bias equivalence of the OCP formats, and a quantised Linear
- * layer computing exactly what float32 computes on the decoded operands. */
+ * the scaled-bias equivalence of the OCP formats, a quantised Linear
+ * layer computing exactly what float32 computes on the decoded operands,
+ * and a residual block's shortcut taking its body's input codes with the
+ * same results as encoding them itself. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,6 +253,84 @@ static void test_quantised_linear(void)
     }
 }
 
+/* A residual block whose body and shortcut start with quantised Conv2d
+ * layers: the shortcut takes the body's input codes and quantiser state
+ * (dj_layer.x_from) and allocates no code buffer of its own; three training
+ * steps give the same logits, gradients and quantisation statistics, bit
+ * for bit, as a model whose shortcut encodes its input itself. */
+static void test_shared_block_input(void)
+{
+    const char *spec =
+        "{\"name\":\"r\",\"input\":[4,8,8],\"layers\":[{\"type\":\"Residual\",\"body\":["
+        "{\"type\":\"Conv2d\",\"out_channels\":6,\"kernel_size\":3,\"stride\":2,\"padding\":1},"
+        "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},"
+        "{\"type\":\"Conv2d\",\"out_channels\":6,\"kernel_size\":3,\"padding\":1},"
+        "{\"type\":\"BatchNorm2d\"}],\"shortcut\":["
+        "{\"type\":\"Conv2d\",\"out_channels\":6,\"kernel_size\":1,\"stride\":2},"
+        "{\"type\":\"BatchNorm2d\"}]},{\"type\":\"ReLU\"},{\"type\":\"Flatten\"},"
+        "{\"type\":\"Linear\",\"out_features\":10}]}";
+    const dj_precision fmts[] = {DJ_PREC_CFP8, DJ_PREC_BF16, DJ_PREC_OCP8};
+    enum { N = 8, IN = 4 * 8 * 8 };
+    for (int k = 0; k < 3; k++) {
+        dj_model *m[2] = {NULL, NULL};
+        char err[512];
+        for (int v = 0; v < 2; v++) {
+            CHECK(dj_model_parse(spec, strlen(spec), "r.json", &m[v], err, sizeof err) == DJ_OK,
+                  "%s", err);
+            if (!m[v])
+                return;
+            dj_model_init(m[v], 11);
+            dj_precision_config pc;
+            dj_precision_config_defaults(&pc);
+            pc.precision = fmts[k];
+            snprintf(pc.keep_fp32, sizeof pc.keep_fp32, "none");
+            CHECK(dj_model_set_precision(m[v], &pc) == DJ_OK, "set precision");
+            dj_layer *res = &m[v]->top.layers[0];
+            CHECK(res->shortcut.layers[0].x_from == &res->body.layers[0],
+                  "%s: the shortcut takes the body's input codes", dj_precision_name(fmts[k]));
+            if (v == 1) /* the reference: its shortcut encodes its input itself */
+                res->shortcut.layers[0].x_from = NULL;
+            CHECK(dj_model_prepare(m[v], N, 1) == DJ_OK, "prepare");
+        }
+        CHECK(m[0]->top.layers[0].shortcut.layers[0].q->xc == NULL &&
+                  m[1]->top.layers[0].shortcut.layers[0].q->xc != NULL,
+              "%s: no code buffer for the shared input", dj_precision_name(fmts[k]));
+        float x[N * IN], dl[N * 10];
+        int same_out = 1, same_grad = 1;
+        for (int step = 0; step < 3; step++) {
+            for (int i = 0; i < N * IN; i++)
+                x[i] = 2.0f * uniform(20 + (uint64_t)step, (uint64_t)i) - 1.0f;
+            for (int i = 0; i < N * 10; i++)
+                dl[i] = uniform(30 + (uint64_t)step, (uint64_t)i) - 0.5f;
+            const float *o0 = dj_model_forward(m[0], NULL, x, N, 1, 5, (uint64_t)step);
+            const float *o1 = dj_model_forward(m[1], NULL, x, N, 1, 5, (uint64_t)step);
+            same_out &= o0 && o1 && memcmp(o0, o1, N * 10 * sizeof(float)) == 0;
+            dj_model_backward(m[0], NULL, dl);
+            dj_model_backward(m[1], NULL, dl);
+            for (size_t i = 0; i < m[0]->nparams; i++) {
+                const dj_tensor *g0 = &m[0]->params[i].grad, *g1 = &m[1]->params[i].grad;
+                if (g0->data)
+                    same_grad &= memcmp(g0->data, g1->data, g0->numel * sizeof(float)) == 0;
+            }
+        }
+        CHECK(same_out && same_grad,
+              "%s: shared input codes change the logits (%d) or gradients (%d)",
+              dj_precision_name(fmts[k]), !same_out, !same_grad);
+        dj_quant_stat s0[16], s1[16];
+        const size_t n0 = dj_model_quant_stats(m[0], s0, 16, 0);
+        const size_t n1 = dj_model_quant_stats(m[1], s1, 16, 0);
+        int same_stats = n0 == n1 && n0 > 0;
+        for (size_t i = 0; same_stats && i < n0; i++)
+            same_stats = !strcmp(s0[i].name, s1[i].name) && s0[i].bias_min == s1[i].bias_min &&
+                         s0[i].bias_max == s1[i].bias_max && s0[i].amax == s1[i].amax &&
+                         s0[i].overflow == s1[i].overflow && s0[i].underflow == s1[i].underflow &&
+                         s0[i].elements == s1[i].elements && s0[i].steps == s1[i].steps;
+        CHECK(same_stats, "%s: the shortcut's input statistics differ", dj_precision_name(fmts[k]));
+        dj_model_free(m[0]);
+        dj_model_free(m[1]);
+    }
+}
+
 int main(void)
 {
     test_bias_selection();
@@ -258,5 +338,6 @@ int main(void)
     test_stochastic_gradients();
     test_scaled_bias();
     test_quantised_linear();
+    test_shared_block_input();
     return th_done("test_quant");
 }
