@@ -7,7 +7,9 @@
  * shared out among the threads, and within a plane every output is computed
  * in scan order. A backward pass zeroes its plane of dx and then adds each
  * output's gradient in output scan order, so overlapping windows sum in a
- * fixed order: the results do not depend on the thread count. */
+ * fixed order: the results do not depend on the thread count. (The 2 x 2
+ * stride-2 max pooling, whose windows do not overlap, writes the same
+ * values densely in one pass.) */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -108,11 +110,10 @@ static int is_2x2(const dj_pool2d_dims *d)
            d->pad_w == 0;
 }
 
-/* Forward of that window: the same scan order and
- * rule as the general loop, so the same values and indices; four windows
- * at a time (the even and odd columns of two rows of 8 inputs), then one
- * at a time. The first element of a window is taken as it is (what the
- * rule does from -inf). */
+/* Forward of that window: the same scan order and rule as the general loop,
+ * so the same values and indices; four windows at a time (the even and odd
+ * columns of two rows of 8 inputs), then one at a time. The first element
+ * of a window is taken as it is (what the rule does from -inf). */
 static void max_fwd_2x2(const dj_pool2d_dims *d, const float *x, float *y, int32_t *am, int relu)
 {
     const int w = d->w;

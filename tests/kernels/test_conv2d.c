@@ -333,7 +333,8 @@ static void test_case(const conv_case *cc, dj_pool **pools, int npools)
                 dj_conv2d_dims dr = d;
                 dr.relu = 1;
                 fill_nan(yr, yl);
-                dj__conv2d_forward_isa((dj_isa)isa, pool, &dr, x, w, use_bias ? bias : NULL, yr, ws);
+                dj__conv2d_forward_isa((dj_isa)isa, pool, &dr, x, w, use_bias ? bias : NULL, yr,
+                                       ws);
                 dj_relu_forward(NULL, yl, y, yr2);
                 CHECK(memcmp(yr, yr2, yl * 4) == 0,
                       "forward with relu %s T=%d case %dx%dx%dx%d oc=%d k=%dx%d s=%d,%d: differs "
