@@ -78,14 +78,11 @@ static void finish_row(float *dst, const float *src, int n, const float *b, int 
         memcpy(&v, src + i, sizeof v);
         if (b)
             v += vb;
-        if (relu)
-            v = (v4f)((v4i)v & ~(v < 0.0f));
+        v = relu_in4(v, relu);
         memcpy(dst + i, &v, sizeof v);
     }
-    for (; i < n; i++) {
-        const float v = b ? src[i] + bv : src[i];
-        dst[i] = relu && v < 0.0f ? 0.0f : v;
-    }
+    for (; i < n; i++)
+        dst[i] = relu_in(b ? src[i] + bv : src[i], relu);
 }
 
 dj_status dj_conv2d_dims_init(dj_conv2d_dims *d, int n, int c, int h, int w, int oc, int kh, int kw,

@@ -21,12 +21,8 @@
 #include "dojo/cpu.h"
 #include "dojo/kernels.h"
 #include "dojo/rng.h"
+#include "kernels/vec4.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define DJ_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define DJ_ALWAYS_INLINE static inline
-#endif
 #if defined(DOJO_X86) && (defined(__GNUC__) || defined(__clang__))
 #define DJ_AVX2_CLONE 1
 #else

@@ -36,12 +36,8 @@
 #endif
 
 #include "kernels/gemm_internal.h"
+#include "kernels/vec4.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define DJ_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define DJ_ALWAYS_INLINE static inline
-#endif
 
 /* ---- the kernel table ---- */
 

@@ -73,17 +73,6 @@ typedef struct {
     const float *xr; /* backward of that: the pool's output, for the ReLU's mask */
 } pool_job;
 
-/* ReLU as dj_relu_forward computes it (x < 0: +0; -0 and NaN stay). */
-static inline float relu_in(float v, int relu)
-{
-    return relu && v < 0.0f ? 0.0f : v;
-}
-
-static inline v4f relu_in4(v4f v, int relu)
-{
-    return relu ? (v4f)((v4i)v & ~(v < 0.0f)) : v;
-}
-
 /* ---- max pooling ---- */
 
 /* One step of PyTorch's scan rule (below), without a branch: random data

@@ -1,5 +1,6 @@
 /* vec4.h - four-float vectors (GCC/clang vector extensions) for the plain C
- * kernels, and the even/odd lane shuffles that stride-2 loops need. */
+ * kernels, the even/odd lane shuffles that stride-2 loops need, ReLU on them,
+ * and DJ_ALWAYS_INLINE. */
 #ifndef DOJO_VEC4_H
 #define DOJO_VEC4_H
 #include <stdint.h>
@@ -21,5 +22,19 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 #define ZIP_LO4(a, b) __builtin_shuffle(a, b, (v4i){0, 4, 1, 5})
 #define ZIP_HI4(a, b) __builtin_shuffle(a, b, (v4i){2, 6, 3, 7})
 #endif
+
+#define DJ_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ReLU as dj_relu_forward computes it (x < 0: +0; -0 and NaN stay) where
+ * relu is set, else v itself; one value and four lanes. */
+static inline float relu_in(float v, int relu)
+{
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
+static inline v4f relu_in4(v4f v, int relu)
+{
+    return relu ? (v4f)((v4i)v & ~(v < 0.0f)) : v;
+}
 
 #endif
