@@ -107,7 +107,8 @@ static int print_profile(dj_train_stepper *s, const float *x, const int32_t *y, 
     double f = 0, b = 0, e = 0, cpu = 0;
     printf("\nper-layer time, ms per step (%d profiled steps, %.1f ms each); encoding (amax,\n"
            "bias, conversion, statistics of 8-bit/bf16 operands) is part of forward and\n"
-           "backward; cpu: the threads' busy share (process CPU time / (wall time x %d threads)):\n",
+           "backward; cpu: the threads' busy share (process CPU time / (wall time x %d threads);\n"
+           "a pool thread's spin-wait for the next task, up to a few hundred us, counts as busy):\n",
            steps, total, threads);
     printf("%-22s %-18s %-12s %9s %9s %9s %7s %5s\n", "layer", "kind", "output", "forward",
            "backward", "encoding", "share", "cpu");
