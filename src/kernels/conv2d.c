@@ -395,6 +395,15 @@ static void pad_plane(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, in
         for (int i = i0; i < i1; i++)
             memcpy(dst + (size_t)i * rw + j0, (const float *)src.p + s + (size_t)(i - i0) * g->w,
                    (size_t)(j1 - j0) * sizeof(float));
+    } else if (j1 - j0 < 8 && j1 - j0 == g->w && (size_t)(i1 - i0) * g->w <= IM2COL_PLANE) {
+        /* rows shorter than a vector (7 x 7 planes) are decoded lane by
+         * lane; the whole rows are contiguous in the source, so decode them
+         * as one run and place the rows */
+        _Alignas(64) float buf[IM2COL_PLANE];
+        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), 0, 1, (i1 - i0) * g->w, buf, 0);
+        for (int i = i0; i < i1; i++)
+            memcpy(dst + (size_t)i * rw + j0, buf + (size_t)(i - i0) * g->w,
+                   (size_t)g->w * sizeof(float));
     } else { /* every row in one call */
         kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), g->w, i1 - i0, j1 - j0,
                         dst + (size_t)i0 * rw + j0, rw);
