@@ -21,12 +21,17 @@
 #include "dojo/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Pauses a waiter spins before it sleeps (x86's pause is 10-150 cycles). */
+/* Pauses a waiter spins before it sleeps (x86's pause is 10-150 cycles);
+ * every YIELD_EVERY of them it yields the CPU, so that on a machine with
+ * more runnable threads than CPUs the spin does not hold back the work it
+ * waits for. */
 #define SPIN_ROUNDS 20000
+#define YIELD_EVERY 256
 
 struct dj_pool {
     int nthreads;
@@ -45,8 +50,10 @@ struct dj_pool {
     atomic_int caller_asleep;  /* dj_pool_run waiting on `done` */
 };
 
-static inline void spin_pause(void)
+static inline void spin_pause(int round)
 {
+    if (round % YIELD_EVERY == YIELD_EVERY - 1)
+        sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -72,7 +79,7 @@ static unsigned long next_job(dj_pool *p, unsigned long seen)
         g = atomic_load(&p->generation);
         if (g != seen || atomic_load(&p->stopping))
             return g;
-        spin_pause();
+        spin_pause(i);
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->sleepers, 1);
@@ -185,7 +192,7 @@ void dj_pool_run(dj_pool *p, dj_task_fn fn, void *arg, int ntasks)
     run_tasks(p);
 
     for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->active) > 0; i++)
-        spin_pause();
+        spin_pause(i);
     if (atomic_load(&p->active) > 0) {
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->caller_asleep, 1);
