@@ -445,7 +445,7 @@ static void pad_phases(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, i
     if (src.kind == DJ_OPD_F32) {
         xf = (const float *)xq.p;
     } else if (hw <= IM2COL_PLANE) {
-        kd->decode_rows(xq, g->w, g->h, g->w, buf, g->w);
+        kd->decode_rows(xq, 0, 1, (int)hw, buf, 0); /* contiguous: one run */
         xf = buf;
     }
     for (int iy = 0; iy < g->h; iy++) {

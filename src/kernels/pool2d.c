@@ -70,7 +70,7 @@ typedef struct {
     const int32_t *argmax_in;
     int32_t *argmax_out;
     int relu;        /* max pooling of relu(x) (dj_relu_maxpool2d_*) */
-    const float *xr; /* backward of that: the pool's output, for the ReLU's mask */
+    const float *relu_y; /* backward of that: the pool's output, for the ReLU's mask */
 } pool_job;
 
 /* ---- max pooling ---- */
@@ -262,7 +262,7 @@ static void max_bwd_range(void *arg, size_t begin, size_t end)
         const float *dy = j->in + pl * out_plane;
         const int32_t *am = j->argmax_in + pl * out_plane;
         /* the ReLU's gradient: 0 where relu(x) <= 0, read from the pool's output */
-        const float *y = j->relu ? j->xr + pl * out_plane : NULL;
+        const float *y = j->relu ? j->relu_y + pl * out_plane : NULL;
         float *dx = j->out + pl * in_plane;
         if (is_2x2(d)) {
             max_bwd_2x2(d, dy, am, y, dx);

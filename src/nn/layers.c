@@ -178,8 +178,7 @@ static const float *layer_forward(dj_model *m, dj_layer *L, dj_pool *pool, const
                              L->eps, L->y, L->save_mean, L->save_invstd);
         return L->y;
     case DJ_L_RELU:
-        /* done by the layer after or before */
-        if (L->relu_pool || L->bn_relu || L->res_relu || L->conv_relu)
+        if (dj_nn_relu_forward_fused(L)) /* done by the layer after or before */
             return x;
         dj_relu_forward(pool, nin, x, L->y);
         return L->y;

@@ -1334,7 +1334,7 @@ static void plan_seq(dj_model *m, dj_seq *s, int B, int nthreads, plan_ctx *p)
         case DJ_L_SILU:
         case DJ_L_AVGPOOL2D:
         case DJ_L_ADAPTIVEAVGPOOL2D:
-            if (!L->relu_pool && !L->bn_relu && !L->res_relu && !L->conv_relu)
+            if (!dj_nn_relu_forward_fused(L))
                 plan_buf(p, &L->y, nout, sizeof(float));
             break;
         case DJ_L_BATCHNORM2D:

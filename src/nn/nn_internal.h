@@ -248,6 +248,14 @@ void dj_model_set_input_grad(dj_model *m, int on);
 const float *dj_model_input_grad(const dj_model *m);
 
 
+/* Whether L is a ReLU whose forward a neighbour does (the pool after it, or
+ * the batch norm, residual sum or convolution before it): it passes x
+ * through and has no output buffer. */
+static inline int dj_nn_relu_forward_fused(const struct dj_layer *L)
+{
+    return L->kind == DJ_L_RELU && (L->relu_pool || L->bn_relu || L->res_relu || L->conv_relu);
+}
+
 /* Seed derivation (see rng.h). */
 static inline uint64_t dj_nn_mix64(uint64_t z)
 {
