@@ -366,48 +366,112 @@ static void make_offsets(const igeom *g, int32_t *off)
             }
 }
 
+/* n floats from s to d (not overlapping) / n zeros at d, inline: the rows
+ * of padded planes are a few dozen floats, where a libc call costs more
+ * than the copy. */
+DJ_ALWAYS_INLINE void copy_row(float *d, const float *s, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, s + i, sizeof v);
+        memcpy(d + i, &v, sizeof v);
+    }
+    if (i < n && n >= 4) { /* the last four again, overlapping */
+        v4f v;
+        memcpy(&v, s + n - 4, sizeof v);
+        memcpy(d + n - 4, &v, sizeof v);
+        return;
+    }
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+DJ_ALWAYS_INLINE void zero_row(float *d, int n)
+{
+    const v4f z = {0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        memcpy(d + i, &z, sizeof z);
+    if (i < n && n >= 4) {
+        memcpy(d + n - 4, &z, sizeof z);
+        return;
+    }
+    for (; i < n; i++)
+        d[i] = 0.0f;
+}
+
+/* Where a source plane lands in its padded copy (hp rows of rw >= wp
+ * floats): rows [i0, i1), columns [j0, j1); empty when i1 == i0. */
+typedef struct {
+    int i0, i1, j0, j1;
+} pad_box;
+
+static pad_box pad_box_of(const igeom *g)
+{
+    pad_box b;
+    b.j0 = g->left > 0 ? g->left : 0;
+    b.j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
+    if (b.j1 < b.j0)
+        b.j1 = b.j0;
+    b.i0 = g->top > 0 ? g->top : 0;
+    b.i1 = g->top + g->h < g->hp ? g->top + g->h : g->hp;
+    if (b.i1 < b.i0 || b.j1 == b.j0)
+        b.i1 = b.i0;
+    return b;
+}
+
+/* The zeros of a padded plane at dst (rows of rw floats): everything
+ * outside the box. pad_fill writes only inside it, so a scratch plane
+ * refilled channel after channel is zeroed once. */
+static void pad_zero(const igeom *g, int rw, float *dst)
+{
+    const pad_box b = pad_box_of(g);
+    for (int i = 0; i < g->hp; i++) {
+        float *row = dst + (size_t)i * rw;
+        if (i < b.i0 || i >= b.i1) {
+            zero_row(row, rw);
+        } else {
+            zero_row(row, b.j0);
+            zero_row(row + b.j1, rw - b.j1);
+        }
+    }
+}
+
+/* Channel ci of a source image into the box of its padded copy at dst. */
+static void pad_fill(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, int ci, int rw,
+                     float *dst)
+{
+    const pad_box b = pad_box_of(g);
+    if (b.i1 == b.i0)
+        return;
+    const int n = b.j1 - b.j0;
+    const size_t s = ((size_t)ci * g->h + (b.i0 - g->top)) * g->w + (size_t)(b.j0 - g->left);
+    if (src.kind == DJ_OPD_F32) {
+        const float *sp = (const float *)src.p + s;
+        for (int i = b.i0; i < b.i1; i++)
+            copy_row(dst + (size_t)i * rw + b.j0, sp + (size_t)(i - b.i0) * g->w, n);
+    } else if (n < 8 && n == g->w && (size_t)(b.i1 - b.i0) * g->w <= IM2COL_PLANE) {
+        /* rows shorter than a vector (7 x 7 planes) are decoded lane by
+         * lane; the whole rows are contiguous in the source, so decode them
+         * as one run and place the rows */
+        _Alignas(64) float buf[IM2COL_PLANE];
+        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), 0, 1, (b.i1 - b.i0) * g->w, buf, 0);
+        for (int i = b.i0; i < b.i1; i++)
+            copy_row(dst + (size_t)i * rw + b.j0, buf + (size_t)(i - b.i0) * g->w, n);
+    } else { /* every row in one call */
+        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), g->w, b.i1 - b.i0, n,
+                        dst + (size_t)b.i0 * rw + b.j0, rw);
+    }
+}
+
 /* Channel ci of a source image zero-padded to hp rows of rw >= wp floats
  * (columns past wp zero too) at dst. */
 static void pad_plane(const dj__sgemm_kernel *kd, const igeom *g, dj_opd src, int ci, int rw,
                       float *dst)
 {
-    const int j0 = g->left > 0 ? g->left : 0;
-    int j1 = g->left + g->w < g->wp ? g->left + g->w : g->wp;
-    if (j1 < j0)
-        j1 = j0;
-    /* rows [i0, i1) of dst hold source rows i - top */
-    int i0 = g->top > 0 ? g->top : 0, i1 = g->top + g->h < g->hp ? g->top + g->h : g->hp;
-    if (i1 < i0 || j1 == j0)
-        i1 = i0;
-    for (int i = 0; i < g->hp; i++) {
-        float *row = dst + (size_t)i * rw;
-        if (i < i0 || i >= i1) {
-            memset(row, 0, (size_t)rw * sizeof(float));
-        } else {
-            memset(row, 0, (size_t)j0 * sizeof(float));
-            memset(row + j1, 0, (size_t)(rw - j1) * sizeof(float));
-        }
-    }
-    if (i1 == i0)
-        return;
-    const size_t s = ((size_t)ci * g->h + (i0 - g->top)) * g->w + (size_t)(j0 - g->left);
-    if (src.kind == DJ_OPD_F32) {
-        for (int i = i0; i < i1; i++)
-            memcpy(dst + (size_t)i * rw + j0, (const float *)src.p + s + (size_t)(i - i0) * g->w,
-                   (size_t)(j1 - j0) * sizeof(float));
-    } else if (j1 - j0 < 8 && j1 - j0 == g->w && (size_t)(i1 - i0) * g->w <= IM2COL_PLANE) {
-        /* rows shorter than a vector (7 x 7 planes) are decoded lane by
-         * lane; the whole rows are contiguous in the source, so decode them
-         * as one run and place the rows */
-        _Alignas(64) float buf[IM2COL_PLANE];
-        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), 0, 1, (i1 - i0) * g->w, buf, 0);
-        for (int i = i0; i < i1; i++)
-            memcpy(dst + (size_t)i * rw + j0, buf + (size_t)(i - i0) * g->w,
-                   (size_t)g->w * sizeof(float));
-    } else { /* every row in one call */
-        kd->decode_rows(dj__opd_at(src, (ptrdiff_t)s), g->w, i1 - i0, j1 - j0,
-                        dst + (size_t)i0 * rw + j0, rw);
-    }
+    pad_zero(g, rw, dst);
+    pad_fill(kd, g, src, ci, rw, dst);
 }
 
 /* Source row x (n values, the first at padded column c0 >= 0) split into
@@ -1156,9 +1220,10 @@ static void split_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const
                        dj_opd src, int c0, int c1, float *tmp, float *dst)
 {
     const int rw = 4 * xs;
+    pad_zero(g, rw, tmp);
     for (int ci = c0; ci < c1; ci++) {
         float *d = dst + (size_t)ci * g->hp * rw;
-        pad_plane(kd, g, src, ci, rw, tmp);
+        pad_fill(kd, g, src, ci, rw, tmp);
         for (int i = 0; i < g->hp; i++)
             fn->split(tmp + (size_t)i * rw, xs, d + (size_t)i * rw);
     }
@@ -1185,10 +1250,12 @@ static void il_copy(const dj__sgemm_kernel *kd, const dj__wino_fns *fn, const ig
     memset(tmp + 8 * plane, 0, plane * sizeof(float));
     for (int l = 0; l < 8; l++)
         planes[l] = tmp + (l < ng ? l : 8) * plane;
+    for (int l = 0; l < ng; l++)
+        pad_zero(g, g->wp, tmp + l * plane);
     for (int ci = c0; ci < c1; ci++) {
         for (int l = 0; l < ng; l++)
-            pad_plane(kd, g, dj__opd_at(src, (ptrdiff_t)(l * img_floats)), ci, g->wp,
-                      tmp + l * plane);
+            pad_fill(kd, g, dj__opd_at(src, (ptrdiff_t)(l * img_floats)), ci, g->wp,
+                     tmp + l * plane);
         fn->interleave(planes, (int)plane, dst + (size_t)ci * plane * 8);
     }
 }
