@@ -19,7 +19,8 @@
  * final rounding, as it should.
  *
  * Determinism: work is split by a fixed rule that does not depend on the
- * thread count - one channel (batch norm statistics and backward), one row
+ * thread count - one channel (batch norm statistics and backward; a
+ * thread may sweep several channels together, each summed as alone), one row
  * (layer norm) or one column (layer norm dgamma/dbeta) is reduced by one
  * thread, in index order - so every result is bit-identical for any number
  * of threads, NULL pool included.
@@ -38,7 +39,9 @@
 enum {
     VB = 16,             /* floats per vectorisable block */
     COLS = 256,          /* layer-norm columns reduced together */
-    PAR_MIN = 1 << 15    /* fewer elements than this: stay on one thread */
+    PAR_MIN = 1 << 15,   /* fewer elements than this: stay on one thread */
+    GROUP_FLOATS = 1024, /* batch norm: channels swept together (group_of) */
+    GROUP_MAX = 64
 };
 
 /* The inner loops for the best ISA the CPU runs (all give the same bits). */
@@ -119,41 +122,66 @@ static const float *plane(const bn_args *a, const float *base, size_t i, size_t 
     return base + (i * a->c + ch) * a->hw;
 }
 
+/* Channels that one thread sweeps together, image by image: their planes
+ * of one image are contiguous, at least GROUP_FLOATS of them, where one
+ * channel alone reads one short plane per image (a 7 x 7 plane is three
+ * cache lines, too short a stream for the prefetcher; grouped, the 14 x 14
+ * and 7 x 7 backward passes took 0.65-0.75x the time). Each channel's sums
+ * still run over its planes in image order: the same bits. */
+static size_t group_of(const bn_args *a)
+{
+    size_t g = (size_t)GROUP_FLOATS / a->hw;
+    return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : g;
+}
+
 static void bn_train_channels(void *arg, size_t c0, size_t c1)
 {
     const bn_args *a = arg;
     const double cnt = (double)a->n * (double)a->hw;
-    for (size_t ch = c0; ch < c1; ch++) {
-        const double shift = plane(a, a->x, 0, ch)[0];
-        double s1 = 0, s2 = 0;
+    const size_t gsz = group_of(a);
+    for (size_t g0 = c0; g0 < c1; g0 += gsz) {
+        const size_t g1 = g0 + gsz < c1 ? g0 + gsz : c1;
+        double shift[GROUP_MAX], s1[GROUP_MAX] = {0}, s2[GROUP_MAX] = {0};
+        for (size_t ch = g0; ch < g1; ch++)
+            shift[ch - g0] = plane(a, a->x, 0, ch)[0];
         for (size_t i = 0; i < a->n; i++)
-            a->fn->sums(plane(a, a->x, i, ch), a->hw, shift, &s1, &s2);
-        const double mean = shift + s1 / cnt;
-        const double var = variance(s1, s2, cnt);
-        const double invstd = 1.0 / sqrt(var + (double)a->eps);
-
-        const double g = a->gamma ? a->gamma[ch] : 1.0;
-        const float bias = a->beta ? a->beta[ch] : 0.0f;
-        for (size_t i = 0; i < a->n; i++) {
-            const float *xp = plane(a, a->x, i, ch);
-            a->fn->normalize(xp, a->y + (xp - a->x), a->hw, (float)mean, low_part(mean),
-                             (float)(g * invstd), bias, a->relu);
+            for (size_t ch = g0; ch < g1; ch++)
+                a->fn->sums(plane(a, a->x, i, ch), a->hw, shift[ch - g0], &s1[ch - g0],
+                            &s2[ch - g0]);
+        float mean_hi[GROUP_MAX], mean_lo[GROUP_MAX], scale[GROUP_MAX];
+        for (size_t ch = g0; ch < g1; ch++) {
+            const size_t k = ch - g0;
+            const double mean = shift[k] + s1[k] / cnt;
+            const double var = variance(s1[k], s2[k], cnt);
+            const double invstd = 1.0 / sqrt(var + (double)a->eps);
+            const double g = a->gamma ? a->gamma[ch] : 1.0;
+            mean_hi[k] = (float)mean;
+            mean_lo[k] = low_part(mean);
+            scale[k] = (float)(g * invstd);
+            if (a->save_mean)
+                a->save_mean[ch] = (float)mean;
+            if (a->save_invstd)
+                a->save_invstd[ch] = (float)invstd;
+            if (a->running_mean) {
+                const double m = a->momentum;
+                a->running_mean[ch] = (float)((1.0 - m) * a->running_mean[ch] + m * mean);
+            }
+            if (a->running_var) {
+                /* Unbiased, as PyTorch stores it; N = 1 (which PyTorch
+                 * refuses in training) counts as a zero variance instead of
+                 * 0/0. */
+                const double m = a->momentum;
+                const double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : 0.0;
+                a->running_var[ch] = (float)((1.0 - m) * a->running_var[ch] + m * unbiased);
+            }
         }
-        if (a->save_mean)
-            a->save_mean[ch] = (float)mean;
-        if (a->save_invstd)
-            a->save_invstd[ch] = (float)invstd;
-        if (a->running_mean) {
-            const double m = a->momentum;
-            a->running_mean[ch] = (float)((1.0 - m) * a->running_mean[ch] + m * mean);
-        }
-        if (a->running_var) {
-            /* Unbiased, as PyTorch stores it; N = 1 (which PyTorch refuses
-             * in training) counts as a zero variance instead of 0/0. */
-            const double m = a->momentum;
-            const double unbiased = cnt > 1 ? var * cnt / (cnt - 1) : 0.0;
-            a->running_var[ch] = (float)((1.0 - m) * a->running_var[ch] + m * unbiased);
-        }
+        for (size_t i = 0; i < a->n; i++)
+            for (size_t ch = g0; ch < g1; ch++) {
+                const size_t k = ch - g0;
+                const float *xp = plane(a, a->x, i, ch);
+                a->fn->normalize(xp, a->y + (xp - a->x), a->hw, mean_hi[k], mean_lo[k], scale[k],
+                                 a->beta ? a->beta[ch] : 0.0f, a->relu);
+            }
     }
 }
 
@@ -234,25 +262,32 @@ static void bn_backward_channels(void *arg, size_t c0, size_t c1)
 {
     const bn_args *a = arg;
     const double cnt = (double)a->n * (double)a->hw;
-    for (size_t ch = c0; ch < c1; ch++) {
-        const float m = a->mean[ch];
-        const double invstd = a->invstd[ch];
-        bwd_sums s = {0, 0, 0};
+    const size_t gsz = group_of(a);
+    for (size_t g0 = c0; g0 < c1; g0 += gsz) {
+        const size_t g1 = g0 + gsz < c1 ? g0 + gsz : c1;
+        bwd_sums s[GROUP_MAX] = {{0, 0, 0}};
         for (size_t i = 0; i < a->n; i++)
-            add_bwd_sums(a->fn, plane(a, a->x, i, ch), plane(a, a->dy, i, ch),
-                         a->mask ? plane(a, a->mask, i, ch) : NULL, NULL, a->hw, m, &s);
-        const double g = a->gamma ? a->gamma[ch] : 1.0;
-        dj__norm_coef c;
-        const double dgamma = bwd_coefficients(&s, cnt, invstd, g * invstd, &c);
-        if (a->dbeta)
-            a->dbeta[ch] = (float)s.g;
-        if (a->dgamma)
-            a->dgamma[ch] = (float)dgamma;
-        for (size_t i = 0; i < a->n; i++) {
-            const float *xp = plane(a, a->x, i, ch);
-            a->fn->bwd_dx(xp, plane(a, a->dy, i, ch), a->mask ? plane(a, a->mask, i, ch) : NULL,
-                          NULL, a->dx + (xp - a->x), a->hw, m, &c);
+            for (size_t ch = g0; ch < g1; ch++)
+                add_bwd_sums(a->fn, plane(a, a->x, i, ch), plane(a, a->dy, i, ch),
+                             a->mask ? plane(a, a->mask, i, ch) : NULL, NULL, a->hw, a->mean[ch],
+                             &s[ch - g0]);
+        dj__norm_coef c[GROUP_MAX];
+        for (size_t ch = g0; ch < g1; ch++) {
+            const double invstd = a->invstd[ch];
+            const double g = a->gamma ? a->gamma[ch] : 1.0;
+            const double dgamma = bwd_coefficients(&s[ch - g0], cnt, invstd, g * invstd, &c[ch - g0]);
+            if (a->dbeta)
+                a->dbeta[ch] = (float)s[ch - g0].g;
+            if (a->dgamma)
+                a->dgamma[ch] = (float)dgamma;
         }
+        for (size_t i = 0; i < a->n; i++)
+            for (size_t ch = g0; ch < g1; ch++) {
+                const float *xp = plane(a, a->x, i, ch);
+                a->fn->bwd_dx(xp, plane(a, a->dy, i, ch),
+                              a->mask ? plane(a, a->mask, i, ch) : NULL, NULL,
+                              a->dx + (xp - a->x), a->hw, a->mean[ch], &c[ch - g0]);
+            }
     }
 }
 

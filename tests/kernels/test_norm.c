@@ -8,7 +8,8 @@
  * output (dx, dgamma, dbeta) against central finite differences of the
  * double-precision forward; the same for layer norm; NULL gamma/beta equal
  * to gamma = 1, beta = 0; in-place use; and bit-identical results for a
- * NULL pool and pools of 1, 2 and 3 threads on sizes that do split; the
+ * NULL pool and pools of 1, 2 and 3 threads on sizes that do split; each
+ * channel of channels swept in groups as it is alone; the
  * inner loops of every ISA the CPU runs bit-identical to the generic ones
  * (norm.h), tails and in-place use included. */
 #include <math.h>
@@ -536,6 +537,55 @@ static void test_threads(void)
     free(x), free(dy), free(g), free(b), free(lx), free(ldy), free(lg), free(lb);
 }
 
+/* Small planes are swept several channels at a time (norm.c, group_of):
+ * every channel's outputs must be those of the same channel normalised
+ * alone (a one-channel tensor, which no grouping touches), bit for bit -
+ * forward (y with the fused ReLU, saved and running statistics) and
+ * backward (dx through the ReLU mask, dgamma, dbeta); on a pool of 3
+ * threads, whose ranges cut through groups. */
+static void test_bn_channel_groups(int n, int c, int hw)
+{
+    const size_t N = (size_t)n * c * hw, P = (size_t)n * hw;
+    float *x = fvec(N), *dy = fvec(N), *g = fvec(c), *b = fvec(c), *y = fvec(N), *dx = fvec(N);
+    float *sm = fvec(c), *si = fvec(c), *rm = fvec(c), *rv = fvec(c), *dg = fvec(c), *db = fvec(c);
+    float *x1 = fvec(P), *dy1 = fvec(P), *y1 = fvec(P), *dx1 = fvec(P);
+    fill_nchw(x, n, c, hw, 81, 3);
+    fill(dy, N, 82, -1, 1);
+    fill(g, c, 83, 0.5, 1.5);
+    fill(b, c, 84, -1, 1);
+    for (int ch = 0; ch < c; ch++)
+        rm[ch] = 0.01f * ch, rv[ch] = 1.0f + 0.02f * ch;
+    dj_pool *pool = NULL;
+    CHECK(dj_pool_create(3, &pool) == DJ_OK, "dj_pool_create(3) failed");
+    dj_batchnorm2d_relu_forward_train(pool, n, c, hw, x, g, b, EPS, 0.1f, rm, rv, y, sm, si);
+    dj_batchnorm2d_relu_backward(pool, n, c, hw, x, y, dy, g, sm, si, dx, dg, db);
+    int bad = -1;
+    for (int ch = 0; ch < c && bad < 0; ch++) {
+        for (int i = 0; i < n; i++) {
+            memcpy(x1 + (size_t)i * hw, x + ((size_t)i * c + ch) * hw, (size_t)hw * sizeof(float));
+            memcpy(dy1 + (size_t)i * hw, dy + ((size_t)i * c + ch) * hw, (size_t)hw * sizeof(float));
+        }
+        float sm1, si1, rm1 = 0.01f * ch, rv1 = 1.0f + 0.02f * ch, dg1, db1;
+        dj_batchnorm2d_relu_forward_train(NULL, n, 1, hw, x1, g + ch, b + ch, EPS, 0.1f, &rm1, &rv1,
+                                          y1, &sm1, &si1);
+        dj_batchnorm2d_relu_backward(NULL, n, 1, hw, x1, y1, dy1, g + ch, &sm1, &si1, dx1, &dg1,
+                                     &db1);
+        int ok = sm1 == sm[ch] && si1 == si[ch] && rm1 == rm[ch] && rv1 == rv[ch] &&
+                 dg1 == dg[ch] && db1 == db[ch];
+        for (int i = 0; i < n; i++) {
+            ok = ok && same(y1 + (size_t)i * hw, y + ((size_t)i * c + ch) * hw, (size_t)hw);
+            ok = ok && same(dx1 + (size_t)i * hw, dx + ((size_t)i * c + ch) * hw, (size_t)hw);
+        }
+        if (!ok)
+            bad = ch;
+    }
+    CHECK(bad < 0, "bn %d x %d x %d: channel %d differs from the channel normalised alone", n, c,
+          hw, bad);
+    dj_pool_destroy(pool);
+    free(x), free(dy), free(g), free(b), free(y), free(dx), free(sm), free(si), free(rm);
+    free(rv), free(dg), free(db), free(x1), free(dy1), free(y1), free(dx1);
+}
+
 /* BatchNorm2d + ReLU fused against the two kernels in turn, bit for bit:
  * training and eval forward, backward (dx, dgamma, dbeta), with a channel
  * of NaN (the mask passes NaN), a channel with gamma 0 and beta -0 (outputs
@@ -684,6 +734,9 @@ int main(void)
     test_ln_finite_diff(4, 19);
     test_ln_null_and_inplace();
     test_threads();
+    test_bn_channel_groups(40, 70, 49); /* groups of 20 channels, 7 x 7 planes */
+    test_bn_channel_groups(36, 11, 3);  /* every channel in one group */
+    test_bn_channel_groups(64, 5, 300); /* groups of 3 */
     test_bn_relu();
     test_isas();
     return th_done("test_norm");
