@@ -123,11 +123,12 @@ static const float *plane(const bn_args *a, const float *base, size_t i, size_t 
 }
 
 /* Channels that one thread sweeps together, image by image: their planes
- * of one image are contiguous, at least GROUP_FLOATS of them, where one
- * channel alone reads one short plane per image (a 7 x 7 plane is three
- * cache lines, too short a stream for the prefetcher; grouped, the 14 x 14
- * and 7 x 7 backward passes took 0.65-0.75x the time). Each channel's sums
- * still run over its planes in image order: the same bits. */
+ * of one image are contiguous (as many whole planes as fit in GROUP_FLOATS,
+ * at least one), where one channel alone reads one short plane per image
+ * (a 7 x 7 plane is three cache lines, too short a stream for the
+ * prefetcher; grouped, the 14 x 14 and 7 x 7 backward passes took
+ * 0.65-0.75x the time). Each channel's sums still run over its planes in
+ * image order: the same bits. */
 static size_t group_of(const bn_args *a)
 {
     size_t g = (size_t)GROUP_FLOATS / a->hw;
