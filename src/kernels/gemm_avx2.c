@@ -271,6 +271,19 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
             const int kc = K - k0 < DOT_KB ? K - k0 : DOT_KB;
             for (int col = cb; col < ce; col++) {
                 const void *row = (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
+                /* the B row read after this one (the next column, or the
+                 * first of the next k block), fetched while this one runs:
+                 * rows are short runs of a few cache lines, which the
+                 * hardware prefetcher does not see coming */
+                const int ncol = col + 1 < ce ? col + 1 : cb, nk0 = col + 1 < ce ? k0 : k0 + DOT_KB;
+                const char *next = nk0 < K ? (const char *)B.p +
+                                                 ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz
+                                           : NULL;
+                if (next) {
+                    const size_t nbytes = (size_t)(K - nk0 < DOT_KB ? K - nk0 : DOT_KB) * esz;
+                    for (size_t q = 0; q < nbytes; q += 64)
+                        _mm_prefetch(next + q, _MM_HINT_T0);
+                }
                 __m256 acc[DJ_DOT_MAX_M];
                 for (int i = 0; i < M; i++)
                     acc[i] = _mm256_setzero_ps();
