@@ -276,10 +276,9 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
                  * rows are short runs of a few cache lines, which the
                  * hardware prefetcher does not see coming */
                 const int ncol = col + 1 < ce ? col + 1 : cb, nk0 = col + 1 < ce ? k0 : k0 + DOT_KB;
-                const char *next = nk0 < K ? (const char *)B.p +
-                                                 ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz
-                                           : NULL;
-                if (next) {
+                if (nk0 < K) {
+                    const char *next =
+                        (const char *)B.p + ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz;
                     const size_t nbytes = (size_t)(K - nk0 < DOT_KB ? K - nk0 : DOT_KB) * esz;
                     for (size_t q = 0; q < nbytes; q += 64)
                         _mm_prefetch(next + q, _MM_HINT_T0);
