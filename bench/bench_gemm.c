@@ -246,7 +246,7 @@ typedef struct {
     int blas_threads;      /* what the peer reports after set_threads (0: unknown) */
     int q8_bias;
     float q8_lut[256];
-    dj_lut8_form q8_form; /* the table's arithmetic form (as training uses it) */
+    dj_lut8_form q8_form; /* the table's forms (as training uses them) */
     int bf16_bias;
 } bench_env;
 
@@ -968,9 +968,11 @@ static void print_setup(const bench_env *e)
     }
     if (o->sets & SET_GEMM)
         printf("quantised: B as %s codes (bias %d, round to nearest) decoded by the 256-entry "
-               "table's arithmetic form%s (cf8), and as bf16; A and C float32 (dj_gemm_q)\n",
+               "table's %s (cf8), and as bf16; A and C float32 (dj_gemm_q)\n",
                dj_format_desc_of(Q8_FORMAT)->title, e->q8_bias,
-               e->q8_form.mbits ? "" : " (none found: gathered from the table)");
+               !e->q8_form.mbits ? "values (no form found: gathered)"
+               : e->q8_form.nib  ? "nibble form (32 codes at a time)"
+                                 : "arithmetic form");
 }
 
 int dj_bench_gemm(int argc, char **argv)

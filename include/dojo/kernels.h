@@ -76,6 +76,15 @@ typedef struct {
     int32_t exp_add; /* added to the shifted code: (127 - bias) << 23 */
     int32_t den_add; /* 0 or 1 << 23 */
     float den_sub;   /* 2^-bias or 2^(1 - bias) */
+    /* The nibble form, where the table has one (nib 1): every entry is a
+     * bfloat16 (low 16 bits zero), and for c = h << 4 | l its top byte is
+     * (ta[h] + (h & 7 ? tb[l] : t0h[l])) mod 256 and its next byte
+     * (h & 7 ? tl[l] : t0l[l]): five 16-entry byte lookups, which a vector
+     * decoder does 32 codes at a time. CFloat8 tables at every bias have
+     * one (not those with NaN or Inf codes); checked against all 256
+     * entries like the arithmetic form. */
+    int nib;
+    uint8_t ta[16], tb[16], t0h[16], tl[16], t0l[16];
 } dj_lut8_form;
 
 /* Fills *f for lut (mbits 0 when it has no form); returns f->mbits != 0. */

@@ -18,9 +18,9 @@
  * C of few rows is different: B would be packed for a handful of FMAs per
  * element. With at most two row panels, B is streamed through L1 one KC x NR
  * panel at a time (same bits as above); with at most 8 rows and B
- * transposed (a small batch through a Linear layer), ISAs with a dot-product
- * kernel (AVX2) read B's rows in place and decode them in registers, so an
- * 8-bit B costs a quarter of float32's memory traffic.
+ * transposed (a small batch through a Linear layer), ISAs with a
+ * dot-product kernel (AVX2, AVX-512) read B's rows in place and decode them
+ * in registers, so an 8-bit B costs a quarter of float32's memory traffic.
  *
  * Operands of other kinds (dj_opd) take the same path: only the packing
  * routines see the kind, and they decode into the packed panels, so the
@@ -52,11 +52,14 @@ static const dj__sgemm_kernel k_avx2 = {DJ_ISA_AVX2, 6, 16, 144, 256, 4080, dj__
                                         dj__sgemm_ukr_ofs_avx2, dj__sgemm_ukr_arows_avx2,
                                         dj__sgemm_pack_b_rows_avx2, dj__opd_decode_avx2,
                                         dj__opd_decode_rows_avx2, dj__sgemm_dot_nt_avx2};
-/* A 192 x 32 B panel is 24 KiB, inside the 32-48 KiB L1d of AVX-512 cores. */
+/* A 192 x 32 B panel is 24 KiB, inside the 32-48 KiB L1d of AVX-512 cores.
+ * The decoders and the few-row dot-product kernel are AVX2's (AVX-512 CPUs
+ * have AVX2): what they save is memory traffic, not vector width. */
 static const dj__sgemm_kernel k_avx512 = {DJ_ISA_AVX512, 6, 32, 144, 192, 4096,
                                           dj__sgemm_ukr_avx512, dj__sgemm_ukr_ofs_avx512,
                                           dj__sgemm_ukr_arows_avx512, NULL,
-                                          dj__opd_decode_avx2, dj__opd_decode_rows_avx2, NULL};
+                                          dj__opd_decode_avx2, dj__opd_decode_rows_avx2,
+                                          dj__sgemm_dot_nt_avx2};
 #endif
 
 const dj__sgemm_kernel *dj__sgemm_kernel_for(dj_isa isa)
@@ -321,14 +324,50 @@ static uint32_t form_bits(const dj_lut8_form *f, unsigned c)
     return sign | u;
 }
 
+/* lut[c]'s bits by the nibble form of f (kernels.h). */
+static uint32_t nib_bits(const dj_lut8_form *f, unsigned c)
+{
+    const unsigned h = c >> 4, l = c & 15;
+    const unsigned hi = (unsigned)(f->ta[h] + (h & 7 ? f->tb[l] : f->t0h[l])) & 0xff;
+    return (uint32_t)hi << 24 | (uint32_t)(h & 7 ? f->tl[l] : f->t0l[l]) << 16;
+}
+
+/* Sets f's nibble form from lut, or f->nib = 0 where lut has none: the
+ * tables are read off codes 0x00..0x0f (t0h, t0l), 0x10..0x1f (tb, tl) and
+ * h << 4 (ta), then checked against every entry. */
+static void nib_form_of(const float *lut, dj_lut8_form *f)
+{
+    uint32_t b[256];
+    memcpy(b, lut, sizeof b);
+    f->nib = 0;
+    for (int c = 0; c < 256; c++)
+        if (b[c] & 0xffff)
+            return;
+    for (int i = 0; i < 16; i++) {
+        f->ta[i] = (uint8_t)(b[i << 4] >> 24);
+        f->t0l[i] = (uint8_t)(b[i] >> 16);
+        f->tl[i] = (uint8_t)(b[0x10 | i] >> 16);
+    }
+    for (int l = 0; l < 16; l++) {
+        f->t0h[l] = (uint8_t)((b[l] >> 24) - f->ta[0]);
+        f->tb[l] = (uint8_t)((b[0x10 | l] >> 24) - f->ta[1]);
+    }
+    for (int c = 0; c < 256; c++)
+        if (nib_bits(f, (unsigned)c) != b[c])
+            return;
+    f->nib = 1;
+}
+
 int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
 {
-    dj_lut8_form best = {0, 0, 0, 0, 0.0f};
+    dj_lut8_form best = {0};
     for (int mb = 1; mb <= 6; mb++)
         for (int ieee = 0; ieee < 2; ieee++) {
             uint32_t first; /* the smallest normal code, a = 1 << mb, puts 1 << 23 in place */
             memcpy(&first, lut + (1 << mb), sizeof first);
-            dj_lut8_form t = {mb, 0, (int32_t)(first - (1u << 23)), ieee ? 1 << 23 : 0, 0.0f};
+            dj_lut8_form t = {.mbits = mb,
+                              .exp_add = (int32_t)(first - (1u << 23)),
+                              .den_add = ieee ? 1 << 23 : 0};
             const uint32_t sub = (uint32_t)t.exp_add + (uint32_t)t.den_add;
             memcpy(&t.den_sub, &sub, sizeof sub);
             int a = 0;
@@ -344,6 +383,7 @@ int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
             if (a > (1 << mb) && a > best.special)
                 best = t;
         }
+    nib_form_of(lut, &best);
     *f = best;
     return best.mbits != 0;
 }
@@ -629,22 +669,22 @@ static void stream_task(void *arg, int t)
 }
 
 /* The dot-product path (kd->dot_nt): task t computes its share of C's
- * columns from A's rows decoded into j->apack (M x K floats). */
+ * columns from A's rows decoded into j->apack (M rows, dj__dot_lda(K) apart). */
 static void dot_task(void *arg, int t)
 {
     const sgemm_job *j = arg;
     const int c0 = (int)((long long)j->N * t / j->ntasks);
     const int c1 = (int)((long long)j->N * (t + 1) / j->ntasks);
     if (c0 < c1)
-        j->kd->dot_nt(j->M, j->K, j->apack, j->B, j->ldb, c0, c1, j->alpha, j->beta, j->C,
-                      j->ldc);
+        j->kd->dot_nt(j->M, j->K, j->apack, dj__dot_lda(j->K), j->B, j->ldb, c0, c1, j->alpha,
+                      j->beta, j->C, j->ldc);
 }
 
-/* Row i of op(A), decoded, at j->apack + i * K. */
+/* Row i of op(A), decoded, at j->apack + i * dj__dot_lda(K). */
 static void dot_pack_a(const sgemm_job *j)
 {
     for (int i = 0; i < j->M; i++) {
-        float *dst = j->apack + (size_t)i * j->K;
+        float *dst = j->apack + (size_t)i * (size_t)dj__dot_lda(j->K);
         if (!j->ta) {
             j->kd->decode(a_at(j, i, 0), j->K, dst);
         } else {
@@ -767,6 +807,10 @@ static int layout_of(const dj__sgemm_kernel *kd, int M, int N, int K, int nthrea
     const size_t stream = (size_t)ceil_div(M, MR) * MR * (size_t)K + DJ_SGEMM_ALIGN / sizeof(float);
     if (M <= dj__sgemm_stream_panels * MR && stream > l->floats)
         l->floats = stream;
+    /* The dot-product path keeps A's rows at their padded stride. */
+    const size_t dot = (size_t)M * (size_t)dj__dot_lda(K) + DJ_SGEMM_ALIGN / sizeof(float);
+    if (kd->dot_nt && M <= DJ_DOT_MAX_M && dot > l->floats)
+        l->floats = dot;
     return 1;
 }
 

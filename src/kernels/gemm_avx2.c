@@ -119,6 +119,74 @@ static inline __attribute__((always_inline)) __m256 decode8_form(const uint8_t *
     return v;
 }
 
+/* The nibble form's five tables (kernels.h), each in both 128-bit lanes. */
+typedef struct {
+    __m256i ta, tb, t0h, tl, t0l;
+} nib_tables;
+
+static inline __attribute__((always_inline)) nib_tables nib_tables_of(const dj_lut8_form *f)
+{
+    nib_tables t;
+    t.ta = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f->ta));
+    t.tb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f->tb));
+    t.t0h = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f->t0h));
+    t.tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f->tl));
+    t.t0l = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f->t0l));
+    return t;
+}
+
+/* 32 codes by the nibble form, to o[0..3] (codes 0-7, 8-15, 16-23,
+ * 24-31): the two bytes of each value looked up by nibble, 32 lanes at a
+ * time, then interleaved into the top halves of 32-bit lanes. The dword
+ * permutation first puts the codes where the in-lane unpacks need them. */
+static inline __attribute__((always_inline)) void decode32_nib(const uint8_t *s,
+                                                               const nib_tables *t, __m256 o[4])
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)s),
+                                                  _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m256i l = _mm256_and_si256(c, lo4);
+    const __m256i h = _mm256_and_si256(_mm256_srli_epi16(c, 4), lo4);
+    const __m256i z = _mm256_cmpeq_epi8(_mm256_and_si256(c, _mm256_set1_epi8(0x70)),
+                                        _mm256_setzero_si256()); /* h & 7 == 0 */
+    const __m256i hi = _mm256_add_epi8(
+        _mm256_shuffle_epi8(t->ta, h),
+        _mm256_blendv_epi8(_mm256_shuffle_epi8(t->tb, l), _mm256_shuffle_epi8(t->t0h, l), z));
+    const __m256i lo = _mm256_blendv_epi8(_mm256_shuffle_epi8(t->tl, l),
+                                          _mm256_shuffle_epi8(t->t0l, l), z);
+    const __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+    const __m256i zero = _mm256_setzero_si256();
+    o[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, w0));
+    o[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, w0));
+    o[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, w1));
+    o[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, w1));
+}
+
+/* n codes at s by the nibble form to dst: 32 at a time, the last n % 32
+ * by the arithmetic form. */
+static inline __attribute__((always_inline)) void decode_nib(const uint8_t *s, int n,
+                                                             const float *lut,
+                                                             const dj_lut8_form *f,
+                                                             const nib_tables *t, float *dst)
+{
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 o[4];
+        decode32_nib(s + i, t, o);
+        for (int q = 0; q < 4; q++)
+            _mm256_storeu_ps(dst + i + q * 8, o[q]);
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, decode8_form(s + i, lut, f));
+    if (i < n) {
+        _Alignas(16) uint8_t tmp[16] = {0};
+        memcpy(tmp, s + i, (size_t)(n - i));
+        _Alignas(32) float v[8];
+        _mm256_store_ps(v, decode8_form(tmp, lut, f));
+        memcpy(dst + i, v, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 /* 8 bf16 values widened by a 16-bit shift (exact). */
 static inline __attribute__((always_inline)) __m256 decode8_bf16(const uint16_t *s)
 {
@@ -192,7 +260,11 @@ void dj__opd_decode_rows_avx2(dj_opd src, ptrdiff_t ld, int rows, int n, float *
 {
     if (src.kind == DJ_OPD_BF16)
         decode_rows8(DEC_BF16, src, ld, rows, n, dst, ldd);
-    else if (src.kind == DJ_OPD_U8 && src.form)
+    else if (src.kind == DJ_OPD_U8 && src.form && src.form->nib) {
+        const nib_tables t = nib_tables_of(src.form);
+        for (int r = 0; r < rows; r++)
+            decode_nib((const uint8_t *)src.p + r * ld, n, src.lut, src.form, &t, dst + r * ldd);
+    } else if (src.kind == DJ_OPD_U8 && src.form)
         decode_rows8(DEC_FORM, src, ld, rows, n, dst, ldd);
     else if (src.kind == DJ_OPD_U8)
         decode_rows8(DEC_GATHER, src, ld, rows, n, dst, ldd);
@@ -208,24 +280,34 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 /* ---- the dot-product kernel for few rows times a transposed B ----
  *
  * C (m x [c0, c1)) = alpha * A * B^T + beta * C, m <= DJ_DOT_MAX_M, A m
- * contiguous float rows of k (lda = k), B row `col` (k contiguous elements
- * of B's kind) at col * ldb. Each element of C is a dot product over k in 8
- * lanes (lane l sums the k = l mod 8 terms of a block of DOT_KB, in k
- * order, by FMA; the last partial vector zero-padded), the lanes added in a
- * fixed order, and the blocks added in k order; a column's B row is decoded
- * in registers and used for all m rows. The order depends on k only, and
- * the decoders give exact values, so every kind of B gives the bits of
+ * contiguous float rows of k, lda apart, B row `col` (k contiguous
+ * elements of B's kind) at col * ldb. Each element of C is a dot product
+ * over k in blocks of DOT_KB. A block's groups of 8 (the last one partial,
+ * zero-padded) go to nch chains of 8 lanes, group g to chain g mod nch:
+ * lane l of a chain sums by FMA, in k order, the terms at offset l of its
+ * groups. The chains are added lane by lane (as (0 + 1) + (2 + 3) for
+ * four), the lanes in a fixed order, and the blocks in k order. nch is 4
+ * at m = 1 and 2 at m = 2, so that a row's FMAs do not wait on each
+ * other's latency, and 1 for more rows, whose FMAs interleave (more chains
+ * would not fit the 16 registers). A column's B block is decoded in
+ * registers once, 32 elements at a time (nibble-form codes 32 in one go,
+ * others 8 by 8), and used for all m rows. The order depends on k and m
+ * only, and every
+ * decoder gives exact values, so every kind of B gives the bits of
  * float32 B holding the decoded values, on any thread count (the columns
  * are split, never k). */
 
 #define DOT_KB 256 /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
 #define DOT_NB 8   /* columns per pass over k: 8 rows of B streamed at a time */
 
-enum { BK_F32, BK_BF16, BK_U8, BK_U8F };
+/* B's kinds: float32, bf16, codes gathered from the table, by the table's
+ * arithmetic form, by its nibble form. */
+enum { BK_F32, BK_BF16, BK_U8, BK_U8F, BK_U8N };
 
 /* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero:
  * a partial vector is copied out zero-padded, decoded, and masked, since
- * the table's code 0 may not be 0). */
+ * the table's code 0 may not be 0). The nibble form's 8 at a time are the
+ * arithmetic form's. */
 static inline __attribute__((always_inline)) __m256 dot_load_b(const int kind, dj_opd b,
                                                                const dj_lut8_form *f,
                                                                const void *row, int p, int n)
@@ -257,13 +339,75 @@ static inline __attribute__((always_inline)) float dot_hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* The M rows' chains (A's block at a, rows lda apart) over a block of kc
+ * elements of B at row: group g of the block into acc[g mod nch], 4
+ * groups a round (32 nibble-form codes decoded together). */
+static inline __attribute__((always_inline)) void dot_pass(const int M, const int kind,
+                                                           const int nch, dj_opd B,
+                                                           const dj_lut8_form *f,
+                                                           const nib_tables *nt, const void *row,
+                                                           const float *a, ptrdiff_t lda, int kc,
+                                                           __m256 acc[4][DJ_DOT_MAX_M])
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int p = 0;
+    for (; p + 32 <= kc; p += 32) {
+        __m256 w[4];
+        if (kind == BK_U8N) {
+            decode32_nib((const uint8_t *)row + p, nt, w);
+        } else {
+            for (int g = 0; g < 4; g++)
+                w[g] = dot_load_b(kind, B, f, row, p + 8 * g, 8);
+        }
+        for (int g = 0; g < 4; g++)
+            for (int i = 0; i < M; i++)
+                acc[g % nch][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * lda + p + 8 * g), w[g],
+                                                  acc[g % nch][i]);
+    }
+    for (int g = 0; g < 4; g++) { /* the last, partial round */
+        const int q = p + 8 * g, n = kc - q < 8 ? kc - q : 8;
+        if (n <= 0)
+            break;
+        const __m256 w = dot_load_b(kind, B, f, row, q, n);
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota);
+        for (int i = 0; i < M; i++)
+            acc[g % nch][i] =
+                _mm256_fmadd_ps(_mm256_maskload_ps(a + i * lda + q, mask), w, acc[g % nch][i]);
+    }
+}
+
+/* Where the B row read after the one at (col, k0) starts, or NULL past
+ * the last: the rows go column by column within a k block, the k blocks
+ * in order, then the next block of columns. */
+static inline __attribute__((always_inline)) const char *dot_next_row(dj_opd B, size_t esz,
+                                                                      ptrdiff_t ldb, int K, int cb,
+                                                                      int ce, int c1, int col,
+                                                                      int k0, size_t *nbytes)
+{
+    int ncol = col + 1, nk0 = k0;
+    if (ncol == ce) { /* the next k block, or the next block of columns */
+        ncol = k0 + DOT_KB < K ? cb : ce;
+        nk0 = k0 + DOT_KB < K ? k0 + DOT_KB : 0;
+        if (ncol >= c1)
+            return NULL;
+    }
+    *nbytes = (size_t)(K - nk0 < DOT_KB ? K - nk0 : DOT_KB) * esz;
+    return (const char *)B.p + ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz;
+}
+
 static inline __attribute__((always_inline)) void dot_body(const int M, const int kind, int K,
-                                                           const float *A, dj_opd B, ptrdiff_t ldb,
-                                                           int c0, int c1, float alpha, float beta,
-                                                           float *C, ptrdiff_t ldc)
+                                                           const float *A, ptrdiff_t lda, dj_opd B,
+                                                           ptrdiff_t ldb, int c0, int c1,
+                                                           float alpha, float beta, float *C,
+                                                           ptrdiff_t ldc)
 {
     const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
-    const dj_lut8_form f = kind == BK_U8F ? *B.form : (dj_lut8_form){0, 0, 0, 0, 0.0f};
+    const dj_lut8_form f = kind >= BK_U8F ? *B.form : (dj_lut8_form){0};
+    const nib_tables nt = nib_tables_of(&f);
+    /* chains per row: enough that a row's FMAs do not wait on each other's
+     * latency (4 at m = 1, 2 at m = 2: more would spill registers); 1 for
+     * more rows, whose FMAs interleave */
+    const int nch = M == 1 ? 4 : M == 2 ? 2 : 1;
     float S[DJ_DOT_MAX_M][DOT_NB];
     for (int cb = c0; cb < c1; cb += DOT_NB) {
         const int ce = c1 - cb < DOT_NB ? c1 : cb + DOT_NB;
@@ -271,39 +415,26 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
             const int kc = K - k0 < DOT_KB ? K - k0 : DOT_KB;
             for (int col = cb; col < ce; col++) {
                 const void *row = (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
-                /* the B row read after this one (the next column, or the
-                 * first of the next k block), fetched while this one runs:
-                 * rows are short runs of a few cache lines, which the
-                 * hardware prefetcher does not see coming */
-                const int ncol = col + 1 < ce ? col + 1 : cb, nk0 = col + 1 < ce ? k0 : k0 + DOT_KB;
-                if (nk0 < K) {
-                    const char *next =
-                        (const char *)B.p + ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz;
-                    const size_t nbytes = (size_t)(K - nk0 < DOT_KB ? K - nk0 : DOT_KB) * esz;
+                /* the B row read next, fetched while this one runs: rows
+                 * are short runs of a few cache lines, which the hardware
+                 * prefetcher does not see coming */
+                size_t nbytes;
+                const char *next = dot_next_row(B, esz, ldb, K, cb, ce, c1, col, k0, &nbytes);
+                if (next)
                     for (size_t q = 0; q < nbytes; q += 64)
                         _mm_prefetch(next + q, _MM_HINT_T0);
-                }
-                __m256 acc[DJ_DOT_MAX_M];
-                for (int i = 0; i < M; i++)
-                    acc[i] = _mm256_setzero_ps();
-                int p = 0;
-                for (; p + 8 <= kc; p += 8) {
-                    const __m256 w = dot_load_b(kind, B, &f, row, p, 8);
+                __m256 acc[4][DJ_DOT_MAX_M];
+                for (int c = 0; c < nch; c++)
                     for (int i = 0; i < M; i++)
-                        acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + (size_t)i * K + k0 + p), w,
-                                                 acc[i]);
-                }
-                if (p < kc) {
-                    const int n = kc - p;
-                    const __m256 w = dot_load_b(kind, B, &f, row, p, n);
-                    const __m256i mask = _mm256_cmpgt_epi32(
-                        _mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                    for (int i = 0; i < M; i++)
-                        acc[i] = _mm256_fmadd_ps(
-                            _mm256_maskload_ps(A + (size_t)i * K + k0 + p, mask), w, acc[i]);
-                }
+                        acc[c][i] = _mm256_setzero_ps();
+                dot_pass(M, kind, nch, B, &f, &nt, row, A + k0, lda, kc, acc);
                 for (int i = 0; i < M; i++) {
-                    const float s = dot_hsum(acc[i]);
+                    const __m256 t =
+                        nch == 1   ? acc[0][i]
+                        : nch == 2 ? _mm256_add_ps(acc[0][i], acc[1][i])
+                                   : _mm256_add_ps(_mm256_add_ps(acc[0][i], acc[1][i]),
+                                                   _mm256_add_ps(acc[2][i], acc[3][i]));
+                    const float s = dot_hsum(t);
                     S[i][col - cb] = k0 == 0 ? s : S[i][col - cb] + s;
                 }
             }
@@ -316,22 +447,25 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
     }
 }
 
+#define DOT_CALL(m, k) dot_body(m, k, K, A, lda, B, ldb, c0, c1, alpha, beta, C, ldc)
 #define DOT_M_CASE(m)                                                                              \
     case m:                                                                                        \
         switch (kind) {                                                                            \
-        case BK_F32: dot_body(m, BK_F32, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;       \
-        case BK_BF16: dot_body(m, BK_BF16, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;     \
-        case BK_U8: dot_body(m, BK_U8, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;         \
-        default: dot_body(m, BK_U8F, K, A, B, ldb, c0, c1, alpha, beta, C, ldc); return;           \
+        case BK_F32: DOT_CALL(m, BK_F32); return;                                                  \
+        case BK_BF16: DOT_CALL(m, BK_BF16); return;                                                \
+        case BK_U8: DOT_CALL(m, BK_U8); return;                                                    \
+        case BK_U8F: DOT_CALL(m, BK_U8F); return;                                                  \
+        default: DOT_CALL(m, BK_U8N); return;                                                      \
         }
 
-void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
-                           float alpha, float beta, float *C, ptrdiff_t ldc)
+void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb,
+                           int c0, int c1, float alpha, float beta, float *C, ptrdiff_t ldc)
 {
     const int kind = B.kind == DJ_OPD_F32    ? BK_F32
                      : B.kind == DJ_OPD_BF16 ? BK_BF16
-                     : B.form                ? BK_U8F
-                                             : BK_U8;
+                     : !B.form               ? BK_U8
+                     : B.form->nib           ? BK_U8N
+                                             : BK_U8F;
     switch (M) {
         DOT_M_CASE(1)
         DOT_M_CASE(2)

@@ -19,9 +19,10 @@
  * result never depend on the thread count, on how C is tiled among threads,
  * or on where the micro-kernel's operands come from (packed, in place).
  * One exception, by shape: C of at most DJ_DOT_MAX_M rows times a transposed
- * B takes the dot-product kernel on ISAs that have one (AVX2), which sums in
- * 8 lanes over k and adds the lanes (gemm_avx2.c); its order too depends on
- * K only, never on threads or on the operands' kinds.
+ * B takes the dot-product kernel on ISAs that have one (AVX2, AVX-512),
+ * which sums in chains of 8 lanes over k and adds them (gemm_avx2.c); its
+ * order depends on K and M only, never on threads or on the operands'
+ * kinds.
  *
  * Operands of other kinds (dj_opd: bfloat16, 8-bit codes through a table)
  * are decoded by the packing routines straight into the same packed
@@ -81,12 +82,21 @@ typedef struct {
     void (*decode_rows)(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst, ptrdiff_t ldd);
     /* C = A * B^T for M <= DJ_DOT_MAX_M rows by dot products (gemm_avx2.c),
      * or NULL: the ISA streams B through its micro-kernel instead */
-    void (*dot_nt)(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
-                   float alpha, float beta, float *C, ptrdiff_t ldc);
+    void (*dot_nt)(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb, int c0,
+                   int c1, float alpha, float beta, float *C, ptrdiff_t ldc);
 } dj__sgemm_kernel;
 
 /* The most rows of C the dot-product kernel takes. */
 #define DJ_DOT_MAX_M 8
+
+/* The row stride (floats) of A as the dot-product path packs it: at least
+ * K, and 256 more than a multiple of 1024, so that the rows' 1 KiB blocks
+ * the kernel reads together fall in different L1 sets (at a multiple of
+ * 4 KiB they would all compete for the same 8 ways). */
+static inline ptrdiff_t dj__dot_lda(int K)
+{
+    return K <= 256 ? K : ((ptrdiff_t)K - 256 + 1023) / 1024 * 1024 + 256;
+}
 
 /* ---- operands (dj_opd) ---- */
 
@@ -156,8 +166,8 @@ void dj__sgemm_ukr_ofs_avx2(int k, const float *a, const float *b, const int32_t
 void dj__sgemm_ukr_arows_avx2(int k, const float *const *arows, const float *b, float *c,
                               ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *dst);
-void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, dj_opd B, ptrdiff_t ldb, int c0, int c1,
-                           float alpha, float beta, float *C, ptrdiff_t ldc);
+void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb,
+                           int c0, int c1, float alpha, float beta, float *C, ptrdiff_t ldc);
 void dj__sgemm_ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                           ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_ukr_ofs_avx512(int k, const float *a, const float *b, const int32_t *off, float *c,

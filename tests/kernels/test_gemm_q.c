@@ -307,13 +307,15 @@ static void test_roundtrip(dj_pool *pool)
 }
 
 /* The paths for few rows of C. The streaming path gives the blocked path's
- * bits; the dot-product kernel (AVX2, transposed B, M <= 8) sums in another
- * order, so it is checked against the blocked result within the float32
- * error bound of a K-term dot product (2 K 2^-24 sum |a b|, both paths'
- * errors). Every path gives, for 8-bit operands (with and without the
- * table's form), the bits of float32 operands holding the decoded values;
- * every transpose, ISA and thread count; and the counters show that each
- * path is the one these shapes take. */
+ * bits; the dot-product kernel (AVX2 and AVX-512, transposed B, M <= 8)
+ * sums in another order, so it is checked against the blocked result
+ * within the float32 error bound of a K-term dot product (2 K 2^-24
+ * sum |a b|, both paths' errors). Every path gives, for 8-bit operands
+ * (with and without the table's forms; an E4M3 table with the arithmetic
+ * form, a CFloat8 one with the nibble form too), the bits of float32
+ * operands holding the decoded values; every transpose, ISA and thread
+ * count; and the counters show that each path is the one these shapes
+ * take. */
 typedef enum { PATH_BLOCKED, PATH_STREAM, PATH_DOT } gemm_path;
 
 static long run_path(gemm_path path, dj_isa isa, dj_pool *pool, int ta, int tb, int M, int N, int K,
@@ -333,17 +335,18 @@ static long run_path(gemm_path path, dj_isa isa, dj_pool *pool, int ta, int tb, 
 static void test_few_rows(dj_pool **pools, int npools)
 {
     static const int sshapes[][3] = {{1, 300, 600}, {3, 129, 700}, {6, 300, 256}, {7, 200, 1030},
-                                    {12, 70, 900},  {2, 4100, 64}, {8, 77, 1003}, {5, 40, 4099}};
+                                    {12, 70, 900},  {2, 4100, 64}, {8, 77, 1003}, {5, 40, 4099},
+                                    {6, 90, 1000}};
     long dot_runs = 0;
     for (size_t s = 0; s < sizeof sshapes / sizeof sshapes[0]; s++) {
         const int M = sshapes[s][0], N = sshapes[s][1], K = sshapes[s][2];
-        for (int kind = 0; kind < 3; kind++)
+        for (int kind = 0; kind < 4; kind++) /* 3: 8-bit B of the CFloat8 table */
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
                     const dj_opd_kind k = kind == 0 ? DJ_OPD_F32 : kind == 1 ? DJ_OPD_BF16 : DJ_OPD_U8;
                     operand A, B;
                     make_operand(&A, k, (size_t)M * K, lut_cf8);
-                    make_operand(&B, k, (size_t)K * N, lut_e4m3);
+                    make_operand(&B, k, (size_t)K * N, kind == 3 ? lut_cf8 : lut_e4m3);
                     /* bound[i, j] = 2 K 2^-24 sum_p |a(i, p) b(p, j)| */
                     double *bound = malloc((size_t)M * N * sizeof *bound);
                     for (int i = 0; i < M; i++)
@@ -442,16 +445,18 @@ static void test_few_rows(dj_pool **pools, int npools)
 /* dj_lut8_form_of finds the arithmetic form of every 8-bit format's table
  * at every bias (CFloat8) and every scale that gives an effective bias
  * 0..63 (OCP): the format's mantissa width, the table read only for NaN and
- * Inf codes; every ISA's decoder gives the table's bits for all 256 codes
- * with the form. Tables without the form (random, or one entry changed) get
- * none or a smaller `special`, and still decode to the table's bits. */
+ * Inf codes, and the nibble form for the CFloat8 tables (not the OCP ones,
+ * whose NaN and Inf codes break it); every ISA's decoder gives the table's
+ * bits for all 256 codes with the forms. Tables without a form (random, or
+ * one entry changed) get none or a smaller `special`, and still decode to
+ * the table's bits. */
 static void test_forms(void)
 {
     static const struct {
         dj_format f;
-        int mbits, special;
-    } fmts[] = {{DJ_FMT_CF8_143, 3, 0x80}, {DJ_FMT_CF8_152, 2, 0x80},
-                {DJ_FMT_E4M3, 3, 0x7F},    {DJ_FMT_E5M2, 2, 0x7C}};
+        int mbits, special, nib;
+    } fmts[] = {{DJ_FMT_CF8_143, 3, 0x80, 1}, {DJ_FMT_CF8_152, 2, 0x80, 1},
+                {DJ_FMT_E4M3, 3, 0x7F, 0},    {DJ_FMT_E5M2, 2, 0x7C, 0}};
     uint8_t all[256 + 3];
     for (int i = 0; i < 256 + 3; i++)
         all[i] = (uint8_t)i;
@@ -469,10 +474,10 @@ static void test_forms(void)
             dj_lut8_form form;
             tables++;
             if (!dj_lut8_form_of(lut, &form) || form.mbits != fmts[c].mbits ||
-                form.special != fmts[c].special) {
+                form.special != fmts[c].special || form.nib != fmts[c].nib) {
                 bad++;
-                fprintf(stderr, "%s effective bias %d: form mbits %d special %#x\n", d->name, eb,
-                        form.mbits, form.special);
+                fprintf(stderr, "%s effective bias %d: form mbits %d special %#x nib %d\n",
+                        d->name, eb, form.mbits, form.special, form.nib);
                 continue;
             }
             for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
@@ -527,7 +532,8 @@ static void test_forms(void)
  * against dj__opd_get; the floats between the rows of dst are not touched;
  * the source ends where its last row ends (a heap block of just that size,
  * so that AddressSanitizer sees any read past it). Returns the wrong values. */
-static long decode_rows_wrong(const dj__sgemm_kernel *kd, const dj_lut8_form *form)
+static long decode_rows_wrong(const dj__sgemm_kernel *kd, const float *lut,
+                              const dj_lut8_form *form)
 {
     enum { NMAX = 37 };
     long bad = 0;
@@ -546,8 +552,8 @@ static long decode_rows_wrong(const dj__sgemm_kernel *kd, const dj_lut8_form *fo
                         src[i * 4 + 3] &= 0x3f;
                 const dj_opd o = kind == DJ_OPD_F32    ? dj_opd_f32((const float *)(void *)src)
                                  : kind == DJ_OPD_BF16 ? dj_opd_bf16((const uint16_t *)(void *)src)
-                                 : kind == DJ_OPD_U8   ? dj_opd_u8(src, lut_e4m3)
-                                                       : dj_opd_u8_form(src, lut_e4m3, form);
+                                 : kind == DJ_OPD_U8   ? dj_opd_u8(src, lut)
+                                                       : dj_opd_u8_form(src, lut, form);
                 float out[3 * (NMAX + 2) + 1];
                 for (int i = 0; i < 3 * (NMAX + 2) + 1; i++)
                     out[i] = SENTINEL;
@@ -564,7 +570,9 @@ static long decode_rows_wrong(const dj__sgemm_kernel *kd, const dj_lut8_form *fo
 }
 
 /* The decoders of every ISA agree with dj__opd_get on every length and
- * alignment (the vector bodies and their tails), one row or several. */
+ * alignment (the vector bodies and their tails), one row or several, for
+ * 8-bit codes of a table with the arithmetic form only (E4M3) and of one
+ * with the nibble form too (CFloat8, 32 codes at a time). */
 static void test_decoders(void)
 {
     enum { NMAX = 77 };
@@ -578,15 +586,19 @@ static void test_decoders(void)
         const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
         if (!kd)
             continue;
-        dj_lut8_form form;
-        CHECK(dj_lut8_form_of(lut_e4m3, &form), "E4M3 has a form");
+        dj_lut8_form form, nform;
+        CHECK(dj_lut8_form_of(lut_e4m3, &form) && !form.nib, "E4M3 has a form, no nibble form");
+        CHECK(dj_lut8_form_of(lut_cf8, &nform) && nform.nib, "CFloat8 has a nibble form");
         long bad = 0;
-        for (int kind = DJ_OPD_BF16; kind <= DJ_OPD_U8 + 1; kind++) /* U8 + 1: with the form */
+        /* U8 + 1: with the form; U8 + 2: the CFloat8 table with its forms */
+        for (int kind = DJ_OPD_BF16; kind <= DJ_OPD_U8 + 2; kind++)
             for (int off = 0; off < 3; off++)
                 for (int n = 0; n <= NMAX; n++) {
                     const dj_opd o = kind == DJ_OPD_BF16 ? dj_opd_bf16(c16 + off)
                                      : kind == DJ_OPD_U8 ? dj_opd_u8(c8 + off, lut_e4m3)
-                                                         : dj_opd_u8_form(c8 + off, lut_e4m3, &form);
+                                     : kind == DJ_OPD_U8 + 1
+                                         ? dj_opd_u8_form(c8 + off, lut_e4m3, &form)
+                                         : dj_opd_u8_form(c8 + off, lut_cf8, &nform);
                     float out[NMAX + 1];
                     out[n] = SENTINEL;
                     kd->decode(o, n, out);
@@ -595,7 +607,7 @@ static void test_decoders(void)
                     bad += out[n] != SENTINEL;
                 }
         CHECK(bad == 0, "%s decoder: %ld values wrong", dj_isa_name((dj_isa)isa), bad);
-        bad = decode_rows_wrong(kd, &form);
+        bad = decode_rows_wrong(kd, lut_e4m3, &form) + decode_rows_wrong(kd, lut_cf8, &nform);
         CHECK(bad == 0, "%s decode_rows: %ld values wrong", dj_isa_name((dj_isa)isa), bad);
     }
 }
