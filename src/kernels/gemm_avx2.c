@@ -297,8 +297,9 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
  * float32 B holding the decoded values, on any thread count (the columns
  * are split, never k). */
 
-#define DOT_KB 256 /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
-#define DOT_NB 8   /* columns per pass over k: 8 rows of B streamed at a time */
+#define DOT_KB 256  /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
+#define DOT_NB 8    /* columns per pass over k: 8 rows of B streamed at a time */
+#define DOT_AHEAD 2 /* B rows prefetched ahead of the one being read */
 
 /* B's kinds: float32, bf16, codes gathered from the table, by the table's
  * arithmetic form, by its nibble form. */
@@ -376,23 +377,31 @@ static inline __attribute__((always_inline)) void dot_pass(const int M, const in
     }
 }
 
-/* Where the B row read after the one at (col, k0) starts, or NULL past
- * the last: the rows go column by column within a k block, the k blocks
- * in order, then the next block of columns. */
-static inline __attribute__((always_inline)) const char *dot_next_row(dj_opd B, size_t esz,
-                                                                      ptrdiff_t ldb, int K, int cb,
-                                                                      int ce, int c1, int col,
-                                                                      int k0, size_t *nbytes)
+/* Where the B row read DOT_AHEAD rows after the one at (col, k0) starts,
+ * or NULL past the last: the rows go column by column within a k block,
+ * the k blocks in order, then the next block of columns. */
+static inline __attribute__((always_inline)) const char *dot_row_ahead(dj_opd B, size_t esz,
+                                                                       ptrdiff_t ldb, int K,
+                                                                       int nb, int cb, int ce,
+                                                                       int c1, int col, int k0,
+                                                                       size_t *nbytes)
 {
-    int ncol = col + 1, nk0 = k0;
-    if (ncol == ce) { /* the next k block, or the next block of columns */
-        ncol = k0 + DOT_KB < K ? cb : ce;
-        nk0 = k0 + DOT_KB < K ? k0 + DOT_KB : 0;
-        if (ncol >= c1)
-            return NULL;
+    for (int d = 0; d < DOT_AHEAD; d++) {
+        if (++col < ce)
+            continue;
+        if (k0 + DOT_KB < K) {
+            col = cb;
+            k0 += DOT_KB;
+        } else {
+            cb = col = ce;
+            ce = c1 - cb < nb ? c1 : cb + nb;
+            k0 = 0;
+            if (cb >= c1)
+                return NULL;
+        }
     }
-    *nbytes = (size_t)(K - nk0 < DOT_KB ? K - nk0 : DOT_KB) * esz;
-    return (const char *)B.p + ((size_t)ncol * (size_t)ldb + (size_t)nk0) * esz;
+    *nbytes = (size_t)(K - k0 < DOT_KB ? K - k0 : DOT_KB) * esz;
+    return (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
 }
 
 static inline __attribute__((always_inline)) void dot_body(const int M, const int kind, int K,
@@ -409,17 +418,26 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
      * more rows, whose FMAs interleave */
     const int nch = M == 1 ? 4 : M == 2 ? 2 : 1;
     float S[DJ_DOT_MAX_M][DOT_NB];
-    for (int cb = c0; cb < c1; cb += DOT_NB) {
-        const int ce = c1 - cb < DOT_NB ? c1 : cb + DOT_NB;
+    /* columns per pass over k: 8-bit B at m <= 4 goes one column at a
+     * time, all of k, B read row after row (its A, m x k floats, is re-read
+     * from cache either way); 8 columns share each A block otherwise. Each
+     * measured fastest for its kinds (a scratch program alternating the two
+     * in one process, 2 threads, 4096 x 4096 B: one column at a time gave
+     * CFloat8 +10-15% at m <= 4, float32 and bf16 -10-15%); the order of
+     * the sums is the same. */
+    const int nb = kind >= BK_U8 && M <= 4 ? 1 : DOT_NB;
+    for (int cb = c0; cb < c1; cb += nb) {
+        const int ce = c1 - cb < nb ? c1 : cb + nb;
         for (int k0 = 0; k0 < K; k0 += DOT_KB) {
             const int kc = K - k0 < DOT_KB ? K - k0 : DOT_KB;
             for (int col = cb; col < ce; col++) {
                 const void *row = (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
-                /* the B row read next, fetched while this one runs: rows
-                 * are short runs of a few cache lines, which the hardware
+                /* a B row read soon, fetched while this one runs: rows are
+                 * short runs of a few cache lines, which the hardware
                  * prefetcher does not see coming */
                 size_t nbytes;
-                const char *next = dot_next_row(B, esz, ldb, K, cb, ce, c1, col, k0, &nbytes);
+                const char *next =
+                    dot_row_ahead(B, esz, ldb, K, nb, cb, ce, c1, col, k0, &nbytes);
                 if (next)
                     for (size_t q = 0; q < nbytes; q += 64)
                         _mm_prefetch(next + q, _MM_HINT_T0);
