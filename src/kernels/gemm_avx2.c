@@ -162,31 +162,6 @@ static inline __attribute__((always_inline)) void decode32_nib(const uint8_t *s,
     o[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, w1));
 }
 
-/* n codes at s by the nibble form to dst: 32 at a time, the last n % 32
- * by the arithmetic form. */
-static inline __attribute__((always_inline)) void decode_nib(const uint8_t *s, int n,
-                                                             const float *lut,
-                                                             const dj_lut8_form *f,
-                                                             const nib_tables *t, float *dst)
-{
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256 o[4];
-        decode32_nib(s + i, t, o);
-        for (int q = 0; q < 4; q++)
-            _mm256_storeu_ps(dst + i + q * 8, o[q]);
-    }
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, decode8_form(s + i, lut, f));
-    if (i < n) {
-        _Alignas(16) uint8_t tmp[16] = {0};
-        memcpy(tmp, s + i, (size_t)(n - i));
-        _Alignas(32) float v[8];
-        _mm256_store_ps(v, decode8_form(tmp, lut, f));
-        memcpy(dst + i, v, (size_t)(n - i) * sizeof(float));
-    }
-}
-
 /* 8 bf16 values widened by a 16-bit shift (exact). */
 static inline __attribute__((always_inline)) __m256 decode8_bf16(const uint16_t *s)
 {
@@ -260,12 +235,23 @@ void dj__opd_decode_rows_avx2(dj_opd src, ptrdiff_t ld, int rows, int n, float *
 {
     if (src.kind == DJ_OPD_BF16)
         decode_rows8(DEC_BF16, src, ld, rows, n, dst, ldd);
-    else if (src.kind == DJ_OPD_U8 && src.form && src.form->nib) {
-        const nib_tables t = nib_tables_of(src.form);
-        for (int r = 0; r < rows; r++)
-            decode_nib((const uint8_t *)src.p + r * ld, n, src.lut, src.form, &t, dst + r * ldd);
-    } else if (src.kind == DJ_OPD_U8 && src.form)
-        decode_rows8(DEC_FORM, src, ld, rows, n, dst, ldd);
+    else if (src.kind == DJ_OPD_U8 && src.form) {
+        /* the nibble form for each row's whole runs of 32, the arithmetic
+         * form for the rest (and for rows shorter than 32) */
+        const int n32 = src.form->nib ? n / 32 * 32 : 0;
+        if (n32) {
+            const nib_tables t = nib_tables_of(src.form);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < n32; i += 32) {
+                    __m256 o[4];
+                    decode32_nib((const uint8_t *)src.p + r * ld + i, &t, o);
+                    for (int q = 0; q < 4; q++)
+                        _mm256_storeu_ps(dst + r * ldd + i + q * 8, o[q]);
+                }
+        }
+        if (n32 < n)
+            decode_rows8(DEC_FORM, dj__opd_at(src, n32), ld, rows, n - n32, dst + n32, ldd);
+    }
     else if (src.kind == DJ_OPD_U8)
         decode_rows8(DEC_GATHER, src, ld, rows, n, dst, ldd);
     else
