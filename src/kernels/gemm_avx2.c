@@ -278,10 +278,9 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
  * would not fit the 16 registers). A column's B block is decoded in
  * registers once, 32 elements at a time (nibble-form codes 32 in one go,
  * others 8 by 8), and used for all m rows. The order depends on k and m
- * only, and every
- * decoder gives exact values, so every kind of B gives the bits of
- * float32 B holding the decoded values, on any thread count (the columns
- * are split, never k). */
+ * only, and every decoder gives exact values, so every kind of B gives the
+ * bits of float32 B holding the decoded values, on any thread count (the
+ * columns are split, never k). */
 
 #define DOT_KB 256  /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
 #define DOT_NB 8    /* columns per pass over k: 8 rows of B streamed at a time */
@@ -290,6 +289,12 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 /* B's kinds: float32, bf16, codes gathered from the table, by the table's
  * arithmetic form, by its nibble form. */
 enum { BK_F32, BK_BF16, BK_U8, BK_U8F, BK_U8N };
+
+/* All ones in the first n of 8 lanes, zeros after. */
+static inline __attribute__((always_inline)) __m256i lanes_below(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 
 /* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero:
  * a partial vector is copied out zero-padded, decoded, and masked, since
@@ -309,8 +314,7 @@ static inline __attribute__((always_inline)) __m256 dot_load_b(const int kind, d
         default: return decode8_form((const uint8_t *)at, b.lut, f);
         }
     }
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = lanes_below(n);
     if (kind == BK_F32)
         return _mm256_maskload_ps((const float *)at, mask);
     _Alignas(32) uint8_t tmp[16] = {0};
@@ -336,7 +340,6 @@ static inline __attribute__((always_inline)) void dot_pass(const int M, const in
                                                            const float *a, ptrdiff_t lda, int kc,
                                                            __m256 acc[4][DJ_DOT_MAX_M])
 {
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     int p = 0;
     for (; p + 32 <= kc; p += 32) {
         __m256 w[4];
@@ -356,7 +359,7 @@ static inline __attribute__((always_inline)) void dot_pass(const int M, const in
         if (n <= 0)
             break;
         const __m256 w = dot_load_b(kind, B, f, row, q, n);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota);
+        const __m256i mask = lanes_below(n);
         for (int i = 0; i < M; i++)
             acc[g % nch][i] =
                 _mm256_fmadd_ps(_mm256_maskload_ps(a + i * lda + q, mask), w, acc[g % nch][i]);
@@ -398,7 +401,7 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
 {
     const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
     const dj_lut8_form f = kind >= BK_U8F ? *B.form : (dj_lut8_form){0};
-    const nib_tables nt = nib_tables_of(&f);
+    const nib_tables nt = kind == BK_U8N ? nib_tables_of(&f) : (nib_tables){0};
     /* chains per row: enough that a row's FMAs do not wait on each other's
      * latency (4 at m = 1, 2 at m = 2: more would spill registers); 1 for
      * more rows, whose FMAs interleave */
