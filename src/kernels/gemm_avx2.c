@@ -22,6 +22,78 @@
 #define DJ_V_SET1(x) _mm256_set1_ps(x)
 #define DJ_V_BCAST(p) _mm256_broadcast_ss(p)
 #define DJ_UKR_NAME(base) base##avx2
+
+/* One k step: B's row at %[b] (then moved on a row) times the 6 values of
+ * A at byte offset `ao` of %[a], into ymm0-11 (row r in ymm 2r, 2r+1). */
+#define ASM_STEP(ao)                                                                               \
+    "vmovups (%[b]), %%ymm12\n\t"                                                                 \
+    "vmovups 32(%[b]), %%ymm13\n\t"                                                               \
+    "add %[bs], %[b]\n\t"                                                                         \
+    "vbroadcastss " #ao "(%[a]), %%ymm14\n\t"                                                     \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"                                                    \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"                                                    \
+    "vbroadcastss " #ao "+4(%[a]), %%ymm15\n\t"                                                   \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"                                                    \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"                                                    \
+    "vbroadcastss " #ao "+8(%[a]), %%ymm14\n\t"                                                   \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"                                                    \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"                                                    \
+    "vbroadcastss " #ao "+12(%[a]), %%ymm15\n\t"                                                  \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"                                                    \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"                                                    \
+    "vbroadcastss " #ao "+16(%[a]), %%ymm14\n\t"                                                  \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"                                                    \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"                                                    \
+    "vbroadcastss " #ao "+20(%[a]), %%ymm15\n\t"                                                  \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"                                                   \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
+
+/* The packed micro-kernel's main loop: `groups` (>= 1) groups of 4 k steps
+ * from zeroed accumulators, stored to acc[0..11]. The same FMAs in the same
+ * order as the C loop (so the same bits), in fixed registers: gcc gives the
+ * C loop's 15 live registers extra moves and swapped operands, and this ran
+ * 5-10% faster (scratch program alternating the two over L1- and L2-resident
+ * panels on one Zen 3 core; 2-thread 1024^3 GEMM: see PERFORMANCE.md). */
+#define DJ_UKR_ASM_GROUPS(a, b, bs, groups, acc)                                                   \
+    do {                                                                                           \
+        const float *a_ = (a), *b_ = (b);                                                          \
+        long n_ = (groups);                                                                        \
+        const long bs_ = (long)(bs) * (long)sizeof(float);                                         \
+        __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                       \
+                         "vmovaps %%ymm0, %%ymm1\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm2\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm3\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm4\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm5\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm6\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm7\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm8\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm9\n\t"                                              \
+                         "vmovaps %%ymm0, %%ymm10\n\t"                                             \
+                         "vmovaps %%ymm0, %%ymm11\n\t"                                             \
+                         ".p2align 5\n"                                                             \
+                         "1:\n\t" ASM_STEP(0) ASM_STEP(24) ASM_STEP(48) ASM_STEP(72)                \
+                         "add $96, %[a]\n\t"                                                       \
+                         "dec %[n]\n\t"                                                            \
+                         "jnz 1b\n\t"                                                              \
+                         "vmovaps %%ymm0, (%[acc])\n\t"                                            \
+                         "vmovaps %%ymm1, 32(%[acc])\n\t"                                          \
+                         "vmovaps %%ymm2, 64(%[acc])\n\t"                                          \
+                         "vmovaps %%ymm3, 96(%[acc])\n\t"                                          \
+                         "vmovaps %%ymm4, 128(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm5, 160(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm6, 192(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm7, 224(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm8, 256(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm9, 288(%[acc])\n\t"                                         \
+                         "vmovaps %%ymm10, 320(%[acc])\n\t"                                        \
+                         "vmovaps %%ymm11, 352(%[acc])\n\t"                                        \
+                         : [a] "+r"(a_), [b] "+r"(b_), [n] "+r"(n_)                                 \
+                         : [bs] "r"(bs_), [acc] "r"(acc)                                            \
+                         : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",  \
+                           "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",     \
+                           "xmm15");                                                                \
+    } while (0)
 #include "kernels/gemm_ukr_impl.h"
 
 /* ---- packing ---- */

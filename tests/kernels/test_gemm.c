@@ -230,8 +230,69 @@ static void test_workspace(dj_pool *pool)
     free(ws);
 }
 
+/* Each ISA's three micro-kernel entry points (packed, through an offset
+ * table, A rows in place) compute the same tile bit for bit: AVX2's packed
+ * one runs its main loop in assembly, the others in C, and all must do the
+ * same FMAs in the same order. Every k up to 40 (the assembly's groups of 4
+ * and the C remainder), longer ones, B strides of NR and more, beta 0 and
+ * not. */
+static void test_ukr_entry_points(void)
+{
+    enum { KMAX = 300, LDC = DJ_SGEMM_MAX_NR + 3 };
+    for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
+        const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
+        if (!kd)
+            continue;
+        const int MR = kd->mr, NR = kd->nr;
+        const int bsmax = NR + 5;
+        float *a = malloc((size_t)KMAX * MR * sizeof *a);
+        float *at = malloc((size_t)MR * KMAX * sizeof *at);
+        float *b = malloc((size_t)KMAX * bsmax * sizeof *b);
+        float *bp = malloc((size_t)KMAX * NR * sizeof *bp);
+        int32_t *off = malloc(KMAX * sizeof *off);
+        for (int i = 0; i < KMAX * MR; i++)
+            a[i] = frand();
+        for (int r = 0; r < MR; r++) /* at: A's rows, k contiguous */
+            for (int p = 0; p < KMAX; p++)
+                at[r * KMAX + p] = a[p * MR + r];
+        const float *arows[DJ_SGEMM_MAX_MR];
+        for (int r = 0; r < MR; r++)
+            arows[r] = at + r * KMAX;
+        for (int i = 0; i < KMAX * bsmax; i++)
+            b[i] = frand();
+        long bad = 0;
+        for (int bs = NR; bs <= bsmax; bs += 5)
+            for (int k = 0; k <= KMAX; k += k < 40 ? 1 : 37) {
+                for (int p = 0; p < k; p++) {
+                    off[p] = p * bs;
+                    memcpy(bp + p * NR, b + p * bs, (size_t)NR * sizeof *bp);
+                }
+                for (int v = 0; v < 2; v++) {
+                    const float beta = v ? -0.75f : 0.0f;
+                    float c0[DJ_SGEMM_MAX_MR * LDC], c1[DJ_SGEMM_MAX_MR * LDC],
+                        c2[DJ_SGEMM_MAX_MR * LDC];
+                    for (int i = 0; i < DJ_SGEMM_MAX_MR * LDC; i++)
+                        c0[i] = c1[i] = c2[i] = frand();
+                    kd->ukr(k, a, b, bs, c0, LDC, MR, NR, 1.25f, beta);
+                    kd->ukr_ofs(k, a, b, off, c1, LDC, MR, NR, 1.25f, beta);
+                    kd->ukr_arows(k, arows, bp, c2, LDC, MR, NR, 1.25f, beta);
+                    bad += memcmp(c0, c1, sizeof c0) != 0;
+                    bad += memcmp(c0, c2, sizeof c0) != 0;
+                }
+            }
+        CHECK(bad == 0, "%s micro-kernel entry points disagree in %ld cases",
+              dj_isa_name((dj_isa)isa), bad);
+        free(a);
+        free(at);
+        free(b);
+        free(bp);
+        free(off);
+    }
+}
+
 int main(void)
 {
+    test_ukr_entry_points();
     dj_pool *p2 = NULL, *p3 = NULL;
     CHECK(dj_pool_create(2, &p2) == DJ_OK, "pool of 2");
     CHECK(dj_pool_create(3, &p3) == DJ_OK, "pool of 3");
