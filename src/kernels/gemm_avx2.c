@@ -340,23 +340,34 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
  * C (m x [c0, c1)) = alpha * A * B^T + beta * C, m <= DJ_DOT_MAX_M, A m
  * contiguous float rows of k, lda apart, B row `col` (k contiguous
  * elements of B's kind) at col * ldb. Each element of C is a dot product
- * over k in blocks of DOT_KB. A block's groups of 8 (the last one partial,
- * zero-padded) go to nch chains of 8 lanes, group g to chain g mod nch:
- * lane l of a chain sums by FMA, in k order, the terms at offset l of its
- * groups. The chains are added lane by lane (as (0 + 1) + (2 + 3) for
- * four), the lanes in a fixed order, and the blocks in k order. nch is 4
- * at m = 1 and 2 at m = 2, so that a row's FMAs do not wait on each
- * other's latency, and 1 for more rows, whose FMAs interleave (more chains
- * would not fit the 16 registers). A column's B block is decoded in
- * registers once, 32 elements at a time (nibble-form codes 32 in one go,
- * others 8 by 8), and used for all m rows. The order depends on k and m
- * only, and every decoder gives exact values, so every kind of B gives the
- * bits of float32 B holding the decoded values, on any thread count (the
- * columns are split, never k). */
+ * over k: its groups of 8 (the last one partial, zero-padded) go to nch
+ * chains of 8 lanes, group g to chain g mod nch: lane l of a chain sums by
+ * FMA, in k order, the terms at offset l of its groups, over all of k. The
+ * chains are then added lane by lane (as (0 + 1) + (2 + 3) for four) and
+ * the lanes in a fixed order. nch is 4 at m = 1 and 2 at m = 2, so that a
+ * row's FMAs do not wait on each other's latency, and 1 for more rows,
+ * whose FMAs interleave (more chains would not fit the 16 registers). A
+ * column's B is decoded in registers once, 32 elements at a time
+ * (nibble-form codes 32 in one go, others 8 by 8), and used for all m
+ * rows. The order depends on k and m only, and every decoder gives exact
+ * values, so every kind of B gives the bits of float32 B holding the
+ * decoded values, on any thread count (the columns are split, never k).
+ *
+ * Two loop orders, the same sums: 8-bit B at m <= 4 goes one column at a
+ * time over all of k, B read as one stream (prefetched DOT_PF bytes ahead
+ * of the read), A's m x k floats re-read from cache for each column; else 8
+ * columns share each DOT_KB block of A (held in L1), their chains kept in
+ * memory from one k block to the next. Each was measured fastest for its
+ * kinds (scratch program alternating them in one process, 2 threads, 4096 x
+ * 4096 B): one column at a time gave CFloat8 +10-15% at m <= 4 (before the
+ * chains ran over all of k, when each k block ended in a horizontal sum;
+ * summing once per column then gave it 20-28% more), float32 and bf16
+ * -10-15%. */
 
 #define DOT_KB 256  /* A block: m x 256 floats, 8 KiB at m = 8 (L1) */
 #define DOT_NB 8    /* columns per pass over k: 8 rows of B streamed at a time */
-#define DOT_AHEAD 2 /* B rows prefetched ahead of the one being read */
+#define DOT_AHEAD 2 /* B rows prefetched ahead of the one being read (8 columns) */
+#define DOT_PF 1024 /* bytes of B prefetched ahead of the read (one column) */
 
 /* B's kinds: float32, bf16, codes gathered from the table, by the table's
  * arithmetic form, by its nibble form. */
@@ -404,17 +415,23 @@ static inline __attribute__((always_inline)) float dot_hsum(__m256 v)
 
 /* The M rows' chains (A's block at a, rows lda apart) over a block of kc
  * elements of B at row: group g of the block into acc[g mod nch], 4
- * groups a round (32 nibble-form codes decoded together). */
+ * groups a round (32 nibble-form codes decoded together). kc is a multiple
+ * of 32 but for the last block of k, so chain g mod nch is the same counted
+ * in the block or in all of k. pf: 8-bit B prefetched from there on, or
+ * NULL. */
 static inline __attribute__((always_inline)) void dot_pass(const int M, const int kind,
                                                            const int nch, dj_opd B,
                                                            const dj_lut8_form *f,
                                                            const nib_tables *nt, const void *row,
                                                            const float *a, ptrdiff_t lda, int kc,
-                                                           __m256 acc[4][DJ_DOT_MAX_M])
+                                                           __m256 acc[4][DJ_DOT_MAX_M],
+                                                           const char *pf)
 {
     int p = 0;
     for (; p + 32 <= kc; p += 32) {
         __m256 w[4];
+        if (pf) /* B's bytes from pf on: one line a round (8-bit B) */
+            _mm_prefetch(pf + p, _MM_HINT_T0);
         if (kind == BK_U8N) {
             decode32_nib((const uint8_t *)row + p, nt, w);
         } else {
@@ -465,6 +482,23 @@ static inline __attribute__((always_inline)) const char *dot_row_ahead(dj_opd B,
     return (const char *)B.p + ((size_t)col * (size_t)ldb + (size_t)k0) * esz;
 }
 
+/* C's column col from the M rows' chains: chains added, lanes summed. */
+static inline __attribute__((always_inline)) void dot_finish(const int M, const int nch,
+                                                             __m256 acc[4][DJ_DOT_MAX_M],
+                                                             float alpha, float beta, float *C,
+                                                             ptrdiff_t ldc, int col)
+{
+    for (int i = 0; i < M; i++) {
+        const __m256 t = nch == 1   ? acc[0][i]
+                         : nch == 2 ? _mm256_add_ps(acc[0][i], acc[1][i])
+                                    : _mm256_add_ps(_mm256_add_ps(acc[0][i], acc[1][i]),
+                                                    _mm256_add_ps(acc[2][i], acc[3][i]));
+        const float s = dot_hsum(t);
+        float *c = C + (ptrdiff_t)i * ldc + col;
+        *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+    }
+}
+
 static inline __attribute__((always_inline)) void dot_body(const int M, const int kind, int K,
                                                            const float *A, ptrdiff_t lda, dj_opd B,
                                                            ptrdiff_t ldb, int c0, int c1,
@@ -478,17 +512,21 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
      * latency (4 at m = 1, 2 at m = 2: more would spill registers); 1 for
      * more rows, whose FMAs interleave */
     const int nch = M == 1 ? 4 : M == 2 ? 2 : 1;
-    float S[DJ_DOT_MAX_M][DOT_NB];
-    /* columns per pass over k: 8-bit B at m <= 4 goes one column at a
-     * time, all of k, B read row after row (its A, m x k floats, is re-read
-     * from cache either way); 8 columns share each A block otherwise. Each
-     * measured fastest for its kinds (a scratch program alternating the two
-     * in one process, 2 threads, 4096 x 4096 B: one column at a time gave
-     * CFloat8 +10-15% at m <= 4, float32 and bf16 -10-15%); the order of
-     * the sums is the same. */
-    const int nb = kind >= BK_U8 && M <= 4 ? 1 : DOT_NB;
-    for (int cb = c0; cb < c1; cb += nb) {
-        const int ce = c1 - cb < nb ? c1 : cb + nb;
+    __m256 acc[4][DJ_DOT_MAX_M];
+    if (kind >= BK_U8 && M <= 4) { /* one column at a time, all of k */
+        for (int col = c0; col < c1; col++) {
+            const char *row = (const char *)B.p + (size_t)col * (size_t)ldb;
+            for (int c = 0; c < nch; c++)
+                for (int i = 0; i < M; i++)
+                    acc[c][i] = _mm256_setzero_ps();
+            dot_pass(M, kind, nch, B, &f, &nt, row, A, lda, K, acc, row + DOT_PF);
+            dot_finish(M, nch, acc, alpha, beta, C, ldc, col);
+        }
+        return;
+    }
+    __m256 keep[DOT_NB][4][DJ_DOT_MAX_M]; /* the chains between k blocks */
+    for (int cb = c0; cb < c1; cb += DOT_NB) {
+        const int ce = c1 - cb < DOT_NB ? c1 : cb + DOT_NB;
         for (int k0 = 0; k0 < K; k0 += DOT_KB) {
             const int kc = K - k0 < DOT_KB ? K - k0 : DOT_KB;
             for (int col = cb; col < ce; col++) {
@@ -498,31 +536,23 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
                  * prefetcher does not see coming */
                 size_t nbytes;
                 const char *next =
-                    dot_row_ahead(B, esz, ldb, K, nb, cb, ce, c1, col, k0, &nbytes);
+                    dot_row_ahead(B, esz, ldb, K, DOT_NB, cb, ce, c1, col, k0, &nbytes);
                 if (next)
                     for (size_t q = 0; q < nbytes; q += 64)
                         _mm_prefetch(next + q, _MM_HINT_T0);
-                __m256 acc[4][DJ_DOT_MAX_M];
                 for (int c = 0; c < nch; c++)
                     for (int i = 0; i < M; i++)
-                        acc[c][i] = _mm256_setzero_ps();
-                dot_pass(M, kind, nch, B, &f, &nt, row, A + k0, lda, kc, acc);
-                for (int i = 0; i < M; i++) {
-                    const __m256 t =
-                        nch == 1   ? acc[0][i]
-                        : nch == 2 ? _mm256_add_ps(acc[0][i], acc[1][i])
-                                   : _mm256_add_ps(_mm256_add_ps(acc[0][i], acc[1][i]),
-                                                   _mm256_add_ps(acc[2][i], acc[3][i]));
-                    const float s = dot_hsum(t);
-                    S[i][col - cb] = k0 == 0 ? s : S[i][col - cb] + s;
+                        acc[c][i] = k0 == 0 ? _mm256_setzero_ps() : keep[col - cb][c][i];
+                dot_pass(M, kind, nch, B, &f, &nt, row, A + k0, lda, kc, acc, NULL);
+                if (k0 + DOT_KB < K) {
+                    for (int c = 0; c < nch; c++)
+                        for (int i = 0; i < M; i++)
+                            keep[col - cb][c][i] = acc[c][i];
+                } else {
+                    dot_finish(M, nch, acc, alpha, beta, C, ldc, col);
                 }
             }
         }
-        for (int i = 0; i < M; i++)
-            for (int col = cb; col < ce; col++) {
-                float *c = C + (ptrdiff_t)i * ldc + col;
-                *c = beta == 0.0f ? alpha * S[i][col - cb] : alpha * S[i][col - cb] + beta * *c;
-            }
     }
 }
 
