@@ -144,10 +144,11 @@ kernel(const int mode, int k, const float *a, const float *const *arows, const f
     if (!full) {
         dst = tile;
         ld = NR;
-        memset(tile, 0, sizeof tile);
-        if (beta != 0.0f)
+        if (beta != 0.0f) { /* OUT reads the tile: C's m x n, zeros around it */
+            memset(tile, 0, sizeof tile);
             for (int i = 0; i < m; i++)
                 memcpy(tile + i * NR, c + i * ldc, (size_t)n * sizeof(float));
+        }
     }
     OUT(0, dst, ld);
     OUT(1, dst, ld);
