@@ -23,76 +23,136 @@
 #define DJ_V_BCAST(p) _mm256_broadcast_ss(p)
 #define DJ_UKR_NAME(base) base##avx2
 
-/* One k step: B's row at %[b] (then moved on a row) times the 6 values of
- * A at byte offset `ao` of %[a], into ymm0-11 (row r in ymm 2r, 2r+1). */
-#define ASM_STEP(ao)                                                                               \
-    "vmovups (%[b]), %%ymm12\n\t"                                                                 \
-    "vmovups 32(%[b]), %%ymm13\n\t"                                                               \
-    "add %[bs], %[b]\n\t"                                                                         \
-    "vbroadcastss " #ao "(%[a]), %%ymm14\n\t"                                                     \
+/* The micro-kernel's main loop in assembly: groups of 4 k steps from
+ * zeroed accumulators ymm0-11 (row r of the tile in ymm 2r, 2r + 1), stored
+ * to acc[0..11] at the end; the C remainder loop goes on from there. The
+ * same FMAs in the same order as the C loop, so the same bits (test_gemm
+ * checks the three entry points against each other): gcc gives the C
+ * loop's 15 live registers extra moves and swapped operand forms, and the
+ * packed loop in fixed registers ran 5-10% faster (scratch program
+ * alternating the two over L1- and L2-resident panels on one Zen 3 core;
+ * the GEMM figures are in PERFORMANCE.md). */
+
+/* B's row in ymm12-13 times the 6 values of A at the given addresses. */
+#define ASM_ROWS(a0, a1, a2, a3, a4, a5)                                                           \
+    "vbroadcastss " a0 ", %%ymm14\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"                                                    \
-    "vbroadcastss " #ao "+4(%[a]), %%ymm15\n\t"                                                   \
+    "vbroadcastss " a1 ", %%ymm15\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"                                                    \
-    "vbroadcastss " #ao "+8(%[a]), %%ymm14\n\t"                                                   \
+    "vbroadcastss " a2 ", %%ymm14\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"                                                    \
-    "vbroadcastss " #ao "+12(%[a]), %%ymm15\n\t"                                                  \
+    "vbroadcastss " a3 ", %%ymm15\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"                                                    \
-    "vbroadcastss " #ao "+16(%[a]), %%ymm14\n\t"                                                  \
+    "vbroadcastss " a4 ", %%ymm14\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"                                                    \
-    "vbroadcastss " #ao "+20(%[a]), %%ymm15\n\t"                                                  \
+    "vbroadcastss " a5 ", %%ymm15\n\t"                                                             \
     "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"                                                   \
     "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
 
-/* The packed micro-kernel's main loop: `groups` (>= 1) groups of 4 k steps
- * from zeroed accumulators, stored to acc[0..11]. The same FMAs in the same
- * order as the C loop (so the same bits), in fixed registers: gcc gives the
- * C loop's 15 live registers extra moves and swapped operands, and this ran
- * 5-10% faster (scratch program alternating the two over L1- and L2-resident
- * panels on one Zen 3 core; 2-thread 1024^3 GEMM: see PERFORMANCE.md). */
-#define DJ_UKR_ASM_GROUPS(a, b, bs, groups, acc)                                                   \
+/* A packed: the 6 values of k step q at byte offset 24 q of %[a]. */
+#define ASM_A_PACKED(q)                                                                            \
+    ASM_ROWS(#q "*24(%[a])", #q "*24+4(%[a])", #q "*24+8(%[a])", #q "*24+12(%[a])",               \
+             #q "*24+16(%[a])", #q "*24+20(%[a])")
+
+/* Packed (B rows %[bs] bytes apart) and offset-table (row q at %[b] +
+ * 4 off[q]) steps; A rows in place (row r at %[ar]), B packed 64 bytes a
+ * row. */
+#define ASM_STEP_PACKED(q)                                                                         \
+    "vmovups (%[b]), %%ymm12\n\t"                                                                  \
+    "vmovups 32(%[b]), %%ymm13\n\t"                                                                \
+    "add %[bs], %[b]\n\t" ASM_A_PACKED(q)
+#define ASM_STEP_OFS(q)                                                                            \
+    "movslq " #q "*4(%[off]), %[t]\n\t"                                                            \
+    "vmovups (%[b],%[t],4), %%ymm12\n\t"                                                           \
+    "vmovups 32(%[b],%[t],4), %%ymm13\n\t" ASM_A_PACKED(q)
+#define ASM_STEP_AROWS(q)                                                                          \
+    "vmovups " #q "*64(%[b]), %%ymm12\n\t"                                                         \
+    "vmovups " #q "*64+32(%[b]), %%ymm13\n\t"                                                      \
+    ASM_ROWS(#q "*4(%[a0])", #q "*4(%[a1])", #q "*4(%[a2])", #q "*4(%[a3])", #q "*4(%[a4])",     \
+             #q "*4(%[a5])")
+
+#define ASM_ZERO                                                                                   \
+    "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                            \
+    "vmovaps %%ymm0, %%ymm1\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm2\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm3\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm4\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm5\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm6\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm7\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm8\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm9\n\t"                                                                   \
+    "vmovaps %%ymm0, %%ymm10\n\t"                                                                  \
+    "vmovaps %%ymm0, %%ymm11\n\t"                                                                  \
+    ".p2align 5\n"                                                                                 \
+    "1:\n\t"
+#define ASM_STORE                                                                                  \
+    "dec %[n]\n\t"                                                                                 \
+    "jnz 1b\n\t"                                                                                   \
+    "vmovaps %%ymm0, (%[acc])\n\t"                                                                 \
+    "vmovaps %%ymm1, 32(%[acc])\n\t"                                                               \
+    "vmovaps %%ymm2, 64(%[acc])\n\t"                                                               \
+    "vmovaps %%ymm3, 96(%[acc])\n\t"                                                               \
+    "vmovaps %%ymm4, 128(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm5, 160(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm6, 192(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm7, 224(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm8, 256(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm9, 288(%[acc])\n\t"                                                              \
+    "vmovaps %%ymm10, 320(%[acc])\n\t"                                                             \
+    "vmovaps %%ymm11, 352(%[acc])\n\t"
+#define ASM_CLOBBERS                                                                               \
+    "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+/* `groups` (>= 1) groups of 4 k steps of each entry point's operands into
+ * acc[0..11]: A packed and B rows bs floats apart; A packed and B row p at
+ * b + off[p]; A row r at ar[r] and B packed (NR = 16 floats a row). */
+#define DJ_UKR_ASM_PACKED(a, b, bs, groups, acc)                                                   \
     do {                                                                                           \
         const float *a_ = (a), *b_ = (b);                                                          \
         long n_ = (groups);                                                                        \
         const long bs_ = (long)(bs) * (long)sizeof(float);                                         \
-        __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                       \
-                         "vmovaps %%ymm0, %%ymm1\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm2\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm3\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm4\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm5\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm6\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm7\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm8\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm9\n\t"                                              \
-                         "vmovaps %%ymm0, %%ymm10\n\t"                                             \
-                         "vmovaps %%ymm0, %%ymm11\n\t"                                             \
-                         ".p2align 5\n"                                                             \
-                         "1:\n\t" ASM_STEP(0) ASM_STEP(24) ASM_STEP(48) ASM_STEP(72)                \
-                         "add $96, %[a]\n\t"                                                       \
-                         "dec %[n]\n\t"                                                            \
-                         "jnz 1b\n\t"                                                              \
-                         "vmovaps %%ymm0, (%[acc])\n\t"                                            \
-                         "vmovaps %%ymm1, 32(%[acc])\n\t"                                          \
-                         "vmovaps %%ymm2, 64(%[acc])\n\t"                                          \
-                         "vmovaps %%ymm3, 96(%[acc])\n\t"                                          \
-                         "vmovaps %%ymm4, 128(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm5, 160(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm6, 192(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm7, 224(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm8, 256(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm9, 288(%[acc])\n\t"                                         \
-                         "vmovaps %%ymm10, 320(%[acc])\n\t"                                        \
-                         "vmovaps %%ymm11, 352(%[acc])\n\t"                                        \
+        __asm__ volatile(ASM_ZERO ASM_STEP_PACKED(0) ASM_STEP_PACKED(1) ASM_STEP_PACKED(2)         \
+                             ASM_STEP_PACKED(3) "add $96, %[a]\n\t" ASM_STORE                      \
                          : [a] "+r"(a_), [b] "+r"(b_), [n] "+r"(n_)                                 \
                          : [bs] "r"(bs_), [acc] "r"(acc)                                            \
-                         : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",  \
-                           "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",     \
-                           "xmm15");                                                                \
+                         : ASM_CLOBBERS);                                                           \
+    } while (0)
+#define DJ_UKR_ASM_OFS(a, b, off, groups, acc)                                                     \
+    do {                                                                                           \
+        const float *a_ = (a);                                                                     \
+        const int32_t *o_ = (off);                                                                 \
+        long n_ = (groups), t_;                                                                    \
+        __asm__ volatile(ASM_ZERO ASM_STEP_OFS(0) ASM_STEP_OFS(1) ASM_STEP_OFS(2)                  \
+                             ASM_STEP_OFS(3) "add $96, %[a]\n\t"                                    \
+                                             "add $16, %[off]\n\t" ASM_STORE                       \
+                         : [a] "+r"(a_), [off] "+r"(o_), [n] "+r"(n_), [t] "=&r"(t_)               \
+                         : [b] "r"(b), [acc] "r"(acc)                                               \
+                         : ASM_CLOBBERS);                                                           \
+    } while (0)
+#define DJ_UKR_ASM_AROWS(ar, b, groups, acc)                                                       \
+    do {                                                                                           \
+        const float *a0_ = (ar)[0], *a1_ = (ar)[1], *a2_ = (ar)[2], *a3_ = (ar)[3];                \
+        const float *a4_ = (ar)[4], *a5_ = (ar)[5], *b_ = (b);                                     \
+        long n_ = (groups);                                                                        \
+        __asm__ volatile(ASM_ZERO ASM_STEP_AROWS(0) ASM_STEP_AROWS(1) ASM_STEP_AROWS(2)            \
+                             ASM_STEP_AROWS(3) "add $16, %[a0]\n\t"                                 \
+                                               "add $16, %[a1]\n\t"                                 \
+                                               "add $16, %[a2]\n\t"                                 \
+                                               "add $16, %[a3]\n\t"                                 \
+                                               "add $16, %[a4]\n\t"                                 \
+                                               "add $16, %[a5]\n\t"                                 \
+                                               "add $256, %[b]\n\t" ASM_STORE                       \
+                         : [a0] "+r"(a0_), [a1] "+r"(a1_), [a2] "+r"(a2_), [a3] "+r"(a3_),          \
+                           [a4] "+r"(a4_), [a5] "+r"(a5_), [b] "+r"(b_), [n] "+r"(n_)               \
+                         : [acc] "r"(acc)                                                           \
+                         : ASM_CLOBBERS);                                                           \
     } while (0)
 #include "kernels/gemm_ukr_impl.h"
 

@@ -112,17 +112,21 @@ kernel(const int mode, int k, const float *a, const float *const *arows, const f
         }
 
     int p = 0;
-#ifdef DJ_UKR_ASM_GROUPS
-    /* packed operands: the including file's assembly runs the whole groups
-     * of 4 k steps (same FMAs, same order, same bits) */
-    if (mode == PACKED && k >= 4) {
+#ifdef DJ_UKR_ASM_PACKED
+    /* the including file's assembly runs the whole groups of 4 k steps
+     * (same FMAs, same order, same bits) */
+    if (k >= 4) {
         _Alignas(64) DJ_V acc[12];
-        DJ_UKR_ASM_GROUPS(a, b, bs, k / 4, acc);
+        if (mode == PACKED)
+            DJ_UKR_ASM_PACKED(a, b, bs, k / 4, acc);
+        else if (mode == OFS)
+            DJ_UKR_ASM_OFS(a, b, off, k / 4, acc);
+        else
+            DJ_UKR_ASM_AROWS(arows, b, k / 4, acc);
         c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3], c20 = acc[4], c21 = acc[5];
         c30 = acc[6], c31 = acc[7], c40 = acc[8], c41 = acc[9], c50 = acc[10], c51 = acc[11];
         p = k / 4 * 4;
-        a += p * MR;
-        b += p * bs;
+        ADVANCE(p);
     }
 #endif
     for (; p + 4 <= k; p += 4) {
