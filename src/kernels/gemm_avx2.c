@@ -24,14 +24,14 @@
 #define DJ_UKR_NAME(base) base##avx2
 
 /* The micro-kernel's main loop in assembly: groups of 4 k steps from
- * zeroed accumulators ymm0-11 (row r of the tile in ymm 2r, 2r + 1), stored
- * to acc[0..11] at the end; the C remainder loop goes on from there. The
- * same FMAs in the same order as the C loop, so the same bits (test_gemm
- * checks the three entry points against each other): gcc gives the C
- * loop's 15 live registers extra moves and swapped operand forms, and the
- * packed loop in fixed registers ran 5-10% faster (scratch program
- * alternating the two over L1- and L2-resident panels on one Zen 3 core;
- * the GEMM figures are in PERFORMANCE.md). */
+ * zeroed accumulators ymm0-11 (row r of the tile in ymm 2r, 2r + 1),
+ * stored to acc[0..11] at the end; the C remainder loop goes on from
+ * there. The same FMAs in the same order as the C loop, so the same bits
+ * (test_gemm checks the three entry points against each other and against
+ * a scalar fmaf chain): gcc gives the C loop's 15 live registers extra
+ * moves and swapped operand forms, and the loops in fixed registers ran
+ * 5-13% faster (scratch program alternating the two over L1- and
+ * L2-resident panels on one Zen 3 core; figures in PERFORMANCE.md). */
 
 /* B's row in ymm12-13 times the 6 values of A at the given addresses. */
 #define ASM_ROWS(a0, a1, a2, a3, a4, a5)                                                           \
@@ -59,9 +59,9 @@
     ASM_ROWS(#q "*24(%[a])", #q "*24+4(%[a])", #q "*24+8(%[a])", #q "*24+12(%[a])",               \
              #q "*24+16(%[a])", #q "*24+20(%[a])")
 
-/* Packed (B rows %[bs] bytes apart) and offset-table (row q at %[b] +
- * 4 off[q]) steps; A rows in place (row r at %[ar]), B packed 64 bytes a
- * row. */
+/* Step q of a group: A packed and B rows %[bs] bytes apart (%[b] moves
+ * on a row); A packed and B row q at %[b] + 4 off[q]; A row r read in
+ * place at %[a<r>], B packed 64 bytes a row. */
 #define ASM_STEP_PACKED(q)                                                                         \
     "vmovups (%[b]), %%ymm12\n\t"                                                                  \
     "vmovups 32(%[b]), %%ymm13\n\t"                                                                \

@@ -231,11 +231,12 @@ static void test_workspace(dj_pool *pool)
 }
 
 /* Each ISA's three micro-kernel entry points (packed, through an offset
- * table, A rows in place) compute the same tile bit for bit: AVX2's packed
- * one runs its main loop in assembly, the others in C, and all must do the
- * same FMAs in the same order. Every k up to 40 (the assembly's groups of 4
- * and the C remainder), longer ones, B strides of NR and more, beta 0 and
- * not. */
+ * table, A rows in place) compute the same tile bit for bit, and on the
+ * ISAs with FMA (AVX2, whose loops are assembly, and AVX-512) that tile is
+ * the scalar one: each element a chain of fmaf() over k from 0, then
+ * alpha * acc, or fmaf(alpha, acc, beta * c). Every k up to 40 (the
+ * assembly's groups of 4 and the C remainder), longer ones, B strides of NR
+ * and more, beta 0 and not. */
 static void test_ukr_entry_points(void)
 {
     enum { KMAX = 300, LDC = DJ_SGEMM_MAX_NR + 3 };
@@ -260,7 +261,7 @@ static void test_ukr_entry_points(void)
             arows[r] = at + r * KMAX;
         for (int i = 0; i < KMAX * bsmax; i++)
             b[i] = frand();
-        long bad = 0;
+        long bad = 0, scalar_bad = 0;
         for (int bs = NR; bs <= bsmax; bs += 5)
             for (int k = 0; k <= KMAX; k += k < 40 ? 1 : 37) {
                 for (int p = 0; p < k; p++) {
@@ -271,17 +272,31 @@ static void test_ukr_entry_points(void)
                     const float beta = v ? -0.75f : 0.0f;
                     float c0[DJ_SGEMM_MAX_MR * LDC], c1[DJ_SGEMM_MAX_MR * LDC],
                         c2[DJ_SGEMM_MAX_MR * LDC];
+                    float cin[DJ_SGEMM_MAX_MR * LDC];
                     for (int i = 0; i < DJ_SGEMM_MAX_MR * LDC; i++)
-                        c0[i] = c1[i] = c2[i] = frand();
+                        cin[i] = c0[i] = c1[i] = c2[i] = frand();
                     kd->ukr(k, a, b, bs, c0, LDC, MR, NR, 1.25f, beta);
                     kd->ukr_ofs(k, a, b, off, c1, LDC, MR, NR, 1.25f, beta);
                     kd->ukr_arows(k, arows, bp, c2, LDC, MR, NR, 1.25f, beta);
                     bad += memcmp(c0, c1, sizeof c0) != 0;
                     bad += memcmp(c0, c2, sizeof c0) != 0;
+                    if (isa == DJ_ISA_GENERIC)
+                        continue; /* plain C: the compiler picks FMA or not */
+                    for (int i = 0; i < MR; i++)
+                        for (int j = 0; j < NR; j++) {
+                            float acc = 0.0f;
+                            for (int p = 0; p < k; p++)
+                                acc = fmaf(a[p * MR + i], b[p * bs + j], acc);
+                            const float want = beta == 0.0f ? 1.25f * acc
+                                                            : fmaf(1.25f, acc, beta * cin[i * LDC + j]);
+                            scalar_bad += memcmp(&c0[i * LDC + j], &want, sizeof want) != 0;
+                        }
                 }
             }
         CHECK(bad == 0, "%s micro-kernel entry points disagree in %ld cases",
               dj_isa_name((dj_isa)isa), bad);
+        CHECK(scalar_bad == 0, "%s micro-kernel: %ld elements differ from the scalar fmaf chain",
+              dj_isa_name((dj_isa)isa), scalar_bad);
         free(a);
         free(at);
         free(b);
