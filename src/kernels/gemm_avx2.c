@@ -1,6 +1,8 @@
 /* gemm_avx2.c - the AVX2+FMA float32 GEMM micro-kernel: the body in
  * gemm_ukr_impl.h (shared with AVX-512) on ymm registers, a 6 x 16 tile of
  * C in twelve accumulators; the 15 live registers fit the 16 that AVX2 has.
+ * Its main loop (whole groups of 4 k steps) is the inline assembly below,
+ * the same FMAs as the body's C loop in fixed registers.
  *
  * Also here: the AVX2 decoder of bf16 and 8-bit operands for the packing
  * routines (dj__opd_decode_avx2, used by the AVX2 and AVX-512 kernels).
@@ -36,27 +38,27 @@
 /* B's row in ymm12-13 times the 6 values of A at the given addresses. */
 #define ASM_ROWS(a0, a1, a2, a3, a4, a5)                                                           \
     "vbroadcastss " a0 ", %%ymm14\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"                                                    \
-    "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"                                                    \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"                                                     \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"                                                     \
     "vbroadcastss " a1 ", %%ymm15\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"                                                    \
-    "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"                                                    \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"                                                     \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"                                                     \
     "vbroadcastss " a2 ", %%ymm14\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"                                                    \
-    "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"                                                    \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"                                                     \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"                                                     \
     "vbroadcastss " a3 ", %%ymm15\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"                                                    \
-    "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"                                                    \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"                                                     \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"                                                     \
     "vbroadcastss " a4 ", %%ymm14\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"                                                    \
-    "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"                                                    \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"                                                     \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"                                                     \
     "vbroadcastss " a5 ", %%ymm15\n\t"                                                             \
-    "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"                                                   \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"                                                    \
     "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
 
 /* A packed: the 6 values of k step q at byte offset 24 q of %[a]. */
 #define ASM_A_PACKED(q)                                                                            \
-    ASM_ROWS(#q "*24(%[a])", #q "*24+4(%[a])", #q "*24+8(%[a])", #q "*24+12(%[a])",               \
+    ASM_ROWS(#q "*24(%[a])", #q "*24+4(%[a])", #q "*24+8(%[a])", #q "*24+12(%[a])",                \
              #q "*24+16(%[a])", #q "*24+20(%[a])")
 
 /* Step q of a group: A packed and B rows %[bs] bytes apart (%[b] moves
@@ -73,10 +75,12 @@
 #define ASM_STEP_AROWS(q)                                                                          \
     "vmovups " #q "*64(%[b]), %%ymm12\n\t"                                                         \
     "vmovups " #q "*64+32(%[b]), %%ymm13\n\t"                                                      \
-    ASM_ROWS(#q "*4(%[a0])", #q "*4(%[a1])", #q "*4(%[a2])", #q "*4(%[a3])", #q "*4(%[a4])",     \
+    ASM_ROWS(#q "*4(%[a0])", #q "*4(%[a1])", #q "*4(%[a2])", #q "*4(%[a3])", #q "*4(%[a4])",       \
              #q "*4(%[a5])")
 
-#define ASM_ZERO                                                                                   \
+/* Accumulators zeroed, then the loop's label; the count down and the
+ * accumulators stored to acc after it. */
+#define ASM_LOOP_BEGIN                                                                             \
     "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                            \
     "vmovaps %%ymm0, %%ymm1\n\t"                                                                   \
     "vmovaps %%ymm0, %%ymm2\n\t"                                                                   \
@@ -91,7 +95,7 @@
     "vmovaps %%ymm0, %%ymm11\n\t"                                                                  \
     ".p2align 5\n"                                                                                 \
     "1:\n\t"
-#define ASM_STORE                                                                                  \
+#define ASM_LOOP_END                                                                               \
     "dec %[n]\n\t"                                                                                 \
     "jnz 1b\n\t"                                                                                   \
     "vmovaps %%ymm0, (%[acc])\n\t"                                                                 \
@@ -118,41 +122,41 @@
         const float *a_ = (a), *b_ = (b);                                                          \
         long n_ = (groups);                                                                        \
         const long bs_ = (long)(bs) * (long)sizeof(float);                                         \
-        __asm__ volatile(ASM_ZERO ASM_STEP_PACKED(0) ASM_STEP_PACKED(1) ASM_STEP_PACKED(2)         \
-                             ASM_STEP_PACKED(3) "add $96, %[a]\n\t" ASM_STORE                      \
-                         : [a] "+r"(a_), [b] "+r"(b_), [n] "+r"(n_)                                 \
-                         : [bs] "r"(bs_), [acc] "r"(acc)                                            \
-                         : ASM_CLOBBERS);                                                           \
+        __asm__ volatile(ASM_LOOP_BEGIN ASM_STEP_PACKED(0) ASM_STEP_PACKED(1) ASM_STEP_PACKED(2)   \
+                             ASM_STEP_PACKED(3) "add $96, %[a]\n\t" ASM_LOOP_END                   \
+                         : [a] "+r"(a_), [b] "+r"(b_), [n] "+r"(n_)                                \
+                         : [bs] "r"(bs_), [acc] "r"(acc)                                           \
+                         : ASM_CLOBBERS);                                                          \
     } while (0)
 #define DJ_UKR_ASM_OFS(a, b, off, groups, acc)                                                     \
     do {                                                                                           \
         const float *a_ = (a);                                                                     \
         const int32_t *o_ = (off);                                                                 \
         long n_ = (groups), t_;                                                                    \
-        __asm__ volatile(ASM_ZERO ASM_STEP_OFS(0) ASM_STEP_OFS(1) ASM_STEP_OFS(2)                  \
-                             ASM_STEP_OFS(3) "add $96, %[a]\n\t"                                    \
-                                             "add $16, %[off]\n\t" ASM_STORE                       \
+        __asm__ volatile(ASM_LOOP_BEGIN ASM_STEP_OFS(0) ASM_STEP_OFS(1) ASM_STEP_OFS(2)            \
+                             ASM_STEP_OFS(3) "add $96, %[a]\n\t"                                   \
+                                             "add $16, %[off]\n\t" ASM_LOOP_END                    \
                          : [a] "+r"(a_), [off] "+r"(o_), [n] "+r"(n_), [t] "=&r"(t_)               \
-                         : [b] "r"(b), [acc] "r"(acc)                                               \
-                         : ASM_CLOBBERS);                                                           \
+                         : [b] "r"(b), [acc] "r"(acc)                                              \
+                         : ASM_CLOBBERS);                                                          \
     } while (0)
 #define DJ_UKR_ASM_AROWS(ar, b, groups, acc)                                                       \
     do {                                                                                           \
         const float *a0_ = (ar)[0], *a1_ = (ar)[1], *a2_ = (ar)[2], *a3_ = (ar)[3];                \
         const float *a4_ = (ar)[4], *a5_ = (ar)[5], *b_ = (b);                                     \
         long n_ = (groups);                                                                        \
-        __asm__ volatile(ASM_ZERO ASM_STEP_AROWS(0) ASM_STEP_AROWS(1) ASM_STEP_AROWS(2)            \
-                             ASM_STEP_AROWS(3) "add $16, %[a0]\n\t"                                 \
-                                               "add $16, %[a1]\n\t"                                 \
-                                               "add $16, %[a2]\n\t"                                 \
-                                               "add $16, %[a3]\n\t"                                 \
-                                               "add $16, %[a4]\n\t"                                 \
-                                               "add $16, %[a5]\n\t"                                 \
-                                               "add $256, %[b]\n\t" ASM_STORE                       \
-                         : [a0] "+r"(a0_), [a1] "+r"(a1_), [a2] "+r"(a2_), [a3] "+r"(a3_),          \
-                           [a4] "+r"(a4_), [a5] "+r"(a5_), [b] "+r"(b_), [n] "+r"(n_)               \
-                         : [acc] "r"(acc)                                                           \
-                         : ASM_CLOBBERS);                                                           \
+        __asm__ volatile(ASM_LOOP_BEGIN ASM_STEP_AROWS(0) ASM_STEP_AROWS(1) ASM_STEP_AROWS(2)      \
+                             ASM_STEP_AROWS(3) "add $16, %[a0]\n\t"                                \
+                                               "add $16, %[a1]\n\t"                                \
+                                               "add $16, %[a2]\n\t"                                \
+                                               "add $16, %[a3]\n\t"                                \
+                                               "add $16, %[a4]\n\t"                                \
+                                               "add $16, %[a5]\n\t"                                \
+                                               "add $256, %[b]\n\t" ASM_LOOP_END                   \
+                         : [a0] "+r"(a0_), [a1] "+r"(a1_), [a2] "+r"(a2_), [a3] "+r"(a3_),         \
+                           [a4] "+r"(a4_), [a5] "+r"(a5_), [b] "+r"(b_), [n] "+r"(n_)              \
+                         : [acc] "r"(acc)                                                          \
+                         : ASM_CLOBBERS);                                                          \
     } while (0)
 #include "kernels/gemm_ukr_impl.h"
 
@@ -520,8 +524,8 @@ static inline __attribute__((always_inline)) void dot_pass(const int M, const in
  * the k blocks in order, then the next block of columns. */
 static inline __attribute__((always_inline)) const char *dot_row_ahead(dj_opd B, size_t esz,
                                                                        ptrdiff_t ldb, int K,
-                                                                       int nb, int cb, int ce,
-                                                                       int c1, int col, int k0,
+                                                                       int cb, int ce, int c1,
+                                                                       int col, int k0,
                                                                        size_t *nbytes)
 {
     for (int d = 0; d < DOT_AHEAD; d++) {
@@ -532,7 +536,7 @@ static inline __attribute__((always_inline)) const char *dot_row_ahead(dj_opd B,
             k0 += DOT_KB;
         } else {
             cb = col = ce;
-            ce = c1 - cb < nb ? c1 : cb + nb;
+            ce = c1 - cb < DOT_NB ? c1 : cb + DOT_NB;
             k0 = 0;
             if (cb >= c1)
                 return NULL;
@@ -596,7 +600,7 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
                  * prefetcher does not see coming */
                 size_t nbytes;
                 const char *next =
-                    dot_row_ahead(B, esz, ldb, K, DOT_NB, cb, ce, c1, col, k0, &nbytes);
+                    dot_row_ahead(B, esz, ldb, K, cb, ce, c1, col, k0, &nbytes);
                 if (next)
                     for (size_t q = 0; q < nbytes; q += 64)
                         _mm_prefetch(next + q, _MM_HINT_T0);

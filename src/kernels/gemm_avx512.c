@@ -2,7 +2,10 @@
  * body (gemm_ukr_impl.h, shared) at twice the width, a 6 x 32 tile of C in
  * twelve zmm accumulators. Sharing the body keeps the kernel that the
  * development machines cannot run identical in every line but the vector
- * operations to the one they test; the tests run it against the reference
+ * operations to the one they test, except the main loop: AVX2 runs it in
+ * assembly, this kernel in the body's C (the same FMAs in the same order;
+ * AVX2 runs that C for the last k % 4 steps). The tests run it against the
+ * reference, and its tiles against a scalar fmaf chain bit for bit,
  * wherever the CPU has AVX-512.
  *
  * Built with -mavx512f/bw/dq/vl; called only when

@@ -15,7 +15,10 @@
  *   DJ_V, DJ_VW (floats per vector), DJ_V_ZERO(), DJ_V_LOAD(p),
  *   DJ_V_STORE(p, v), DJ_V_FMA(a, b, c) = a * b + c, DJ_V_MUL(a, b),
  *   DJ_V_SET1(x), DJ_V_BCAST(p) = every lane *p, and DJ_UKR_NAME(base),
- *   which appends the ISA to the entry points' names. */
+ *   which appends the ISA to the entry points' names;
+ * and optionally DJ_UKR_ASM_PACKED, _OFS and _AROWS, assembly for the main
+ * loop of each entry point (AVX2 has them; the C loop then runs only the
+ * last k % 4 steps). */
 #include <stdint.h>
 #include <string.h>
 
