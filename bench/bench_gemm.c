@@ -966,13 +966,18 @@ static void print_setup(const bench_env *e)
     } else if (!o->peer_on) {
         printf("peer: none (--no-peer)\n");
     }
-    if (o->sets & SET_GEMM)
+    if (o->sets & SET_GEMM) {
         printf("quantised: B as %s codes (bias %d, round to nearest) decoded by the 256-entry "
                "table's %s (cf8), and as bf16; A and C float32 (dj_gemm_q)\n",
                dj_format_desc_of(Q8_FORMAT)->title, e->q8_bias,
                !e->q8_form.mbits ? "values (no form found: gathered)"
                : e->q8_form.nib  ? "nibble form (32 codes at a time)"
                                  : "arithmetic form");
+        if (e->q8_form.sc)
+            printf("quantised, M <= 8: the few-row kernel decodes the cf8 codes by the table's "
+                   "scaled form (8 codes in six vector operations) with A multiplied by 2^%d "
+                   "(exact: same bits)\n", e->q8_form.sc_exp);
+    }
 }
 
 int dj_bench_gemm(int argc, char **argv)

@@ -85,6 +85,19 @@ typedef struct {
      * entries like the arithmetic form. */
     int nib;
     uint8_t ta[16], tb[16], t0h[16], tl[16], t0l[16];
+    /* The scaled form, where the table has one (sc 1): for every code c,
+     * lut[c] = 2^sc_exp * the float with the bits
+     *   sign bit of c | n + min(n & 0x7f800000, sc_den),  n = a << (23 - mbits)
+     * (the fields moved into place, not rebiased; sc_den 1 << 23 raises a
+     * normal's exponent by one, which makes the CFloat denormals come out
+     * as float32 denormals, sc_den 0 does the same for IEEE-style ones). No
+     * NaN or Inf codes. A product with this code's value is the product
+     * with the other factor multiplied by 2^sc_exp, exactly where that
+     * multiplication is: the dot-product kernel scales A's rows so and
+     * decodes 8 codes in six vector operations. CFloat8 tables at every bias
+     * have one; checked against all 256 entries like the other forms. */
+    int sc, sc_exp;
+    int32_t sc_den;
 } dj_lut8_form;
 
 /* Fills *f for lut (mbits 0 when it has no form); returns f->mbits != 0. */

@@ -26,6 +26,7 @@
  * routines see the kind, and they decode into the packed panels, so the
  * float32 entry points are these with float32 operands. */
 #include <assert.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -358,6 +359,48 @@ static void nib_form_of(const float *lut, dj_lut8_form *f)
     f->nib = 1;
 }
 
+static uint32_t f32_bits_of(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+/* The scaled form's value of code c (kernels.h), before the factor 2^sc_exp. */
+static float sc_value(const dj_lut8_form *f, unsigned c)
+{
+    const uint32_t n = (c & 0x7fu) << (23 - f->mbits), e = n & 0x7f800000u;
+    const uint32_t u = (uint32_t)(c & 0x80) << 24 | (n + (e < (uint32_t)f->sc_den ? e : (uint32_t)f->sc_den));
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Sets f->sc (and sc_exp, sc_den) where lut has the scaled form for f->mbits. */
+static void sc_form_of(const float *lut, dj_lut8_form *f)
+{
+    f->sc = 0;
+    if (!f->mbits)
+        return;
+    for (int den = 0; den < 2 && !f->sc; den++) {
+        dj_lut8_form t = *f;
+        t.sc_den = den ? 0 : 1 << 23;
+        /* the exponent from the smallest normal code, then every code checked */
+        const float first = lut[1 << t.mbits];
+        if (!(first > 0.0f) || !isfinite(first))
+            return;
+        t.sc_exp = ilogbf(first) - ilogbf(sc_value(&t, 1u << t.mbits));
+        int c = 0;
+        while (c < 256 && f32_bits_of(ldexpf(sc_value(&t, (unsigned)c), t.sc_exp)) ==
+                              f32_bits_of(lut[c]))
+            c++;
+        if (c == 256) {
+            t.sc = 1;
+            *f = t;
+        }
+    }
+}
+
 int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
 {
     dj_lut8_form best = {0};
@@ -384,6 +427,7 @@ int dj_lut8_form_of(const float *lut, dj_lut8_form *f)
                 best = t;
         }
     nib_form_of(lut, &best);
+    sc_form_of(lut, &best);
     *f = best;
     return best.mbits != 0;
 }
@@ -560,6 +604,7 @@ typedef struct {
     size_t b_ps, region;  /* panel stride (kcmax * NR), region stride */
     float *apack;         /* ntasks buffers of a_size floats */
     size_t a_size;
+    int dot_sc;           /* dot path: apack holds A * 2^B.form->sc_exp */
 } sgemm_job;
 
 /* Products with at most this many row panels of C take the streaming path
@@ -568,7 +613,7 @@ int dj__sgemm_stream_panels = 2;
 _Atomic long dj__sgemm_stream_calls;
 /* Whether ISAs with a dot-product kernel use it (tests switch it off). */
 int dj__sgemm_dot_on = 1;
-_Atomic long dj__sgemm_dot_calls;
+_Atomic long dj__sgemm_dot_calls, dj__sgemm_dot_sc_calls;
 
 static int ceil_div(int a, int b)
 {
@@ -676,8 +721,8 @@ static void dot_task(void *arg, int t)
     const int c0 = (int)((long long)j->N * t / j->ntasks);
     const int c1 = (int)((long long)j->N * (t + 1) / j->ntasks);
     if (c0 < c1)
-        j->kd->dot_nt(j->M, j->K, j->apack, dj__dot_lda(j->K), j->B, j->ldb, c0, c1, j->alpha,
-                      j->beta, j->C, j->ldc);
+        j->kd->dot_nt(j->M, j->K, j->apack, dj__dot_lda(j->K), j->B, j->ldb, j->dot_sc, c0, c1,
+                      j->alpha, j->beta, j->C, j->ldc);
 }
 
 /* Row i of op(A), decoded, at j->apack + i * dj__dot_lda(K). */
@@ -692,6 +737,56 @@ static void dot_pack_a(const sgemm_job *j)
                 dst[p] = dj__opd_get(j->A, (ptrdiff_t)p * j->lda + i);
         }
     }
+}
+
+/* Products of fewer columns keep A as it is: scaling it (two passes over
+ * M x K floats) cost more than the faster decoding saved (64 columns: M =
+ * 8 at 0.8x; from 128 on, 1.0-1.5x; scratch program, 2 threads, K = 4096). */
+#define DOT_SC_MIN_N 128
+
+/* Where the dot kernel decodes B by its table's scaled form (kernels.h)
+ * and every element of A (decoded in j->apack) times 2^sc_exp is exact,
+ * multiplies them so and returns 1; else leaves A as it is and returns 0.
+ * The kernel's products are then those of A and B's values, to the bit.
+ * With 0 <= sc_exp < 128 (CFloat8 tables: 126 - bias) nothing underflows
+ * and Inf and NaN stay what they are, so exact means no finite |a| at or
+ * above 2^(128 - sc_exp). Both loops run 16 elements at a time, which the
+ * compiler vectorises. */
+static int dot_scale_a(const sgemm_job *j)
+{
+    if (j->B.kind != DJ_OPD_U8 || !dj__dot_sc_form(j->B.form) || j->N < DOT_SC_MIN_N)
+        return 0;
+    const int e = j->B.form->sc_exp;
+    if (e < 0 || e > 127)
+        return 0;
+    const uint32_t lim = (uint32_t)(255 - e) << 23, span = 0x7f800000u - lim; /* 2^(128 - e) */
+    const float up = ldexpf(1.0f, e);
+    const ptrdiff_t lda = dj__dot_lda(j->K);
+    const int K16 = j->K / 16 * 16;
+    uint32_t bad = 0;
+    for (int i = 0; i < j->M; i++) {
+        const float *a = j->apack + i * lda;
+        uint32_t u[16];
+        for (int p = 0; p < K16; p += 16) {
+            memcpy(u, a + p, sizeof u);
+            for (int q = 0; q < 16; q++)
+                bad |= (uint32_t)((u[q] & 0x7fffffffu) - lim < span);
+        }
+        memcpy(u, a + K16, (size_t)(j->K - K16) * sizeof *u);
+        for (int q = 0; q < j->K - K16; q++)
+            bad |= (uint32_t)((u[q] & 0x7fffffffu) - lim < span);
+    }
+    if (bad)
+        return 0;
+    for (int i = 0; i < j->M; i++) {
+        float *a = j->apack + i * lda;
+        for (int p = 0; p < K16; p += 16)
+            for (int q = 0; q < 16; q++)
+                a[p + q] *= up;
+        for (int p = K16; p < j->K; p++)
+            a[p] *= up;
+    }
+    return 1;
 }
 
 /* Packs all of A for the streaming path: k block by k block, its row panels. */
@@ -881,6 +976,9 @@ void dj__gemm_q_isa(dj_isa isa, dj_pool *pool, int trans_a, int trans_b, int M, 
         atomic_fetch_add_explicit(&dj__sgemm_dot_calls, 1, memory_order_relaxed);
         j.apack = ws;
         dot_pack_a(&j);
+        j.dot_sc = dot_scale_a(&j);
+        if (j.dot_sc)
+            atomic_fetch_add_explicit(&dj__sgemm_dot_sc_calls, 1, memory_order_relaxed);
         j.ntasks = T < ceil_div(N, 8) ? T : ceil_div(N, 8);
         dj_pool_run(j.ntasks > 1 ? pool : NULL, dot_task, &j, j.ntasks);
         free(mem);

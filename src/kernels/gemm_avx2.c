@@ -417,12 +417,16 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
  * values, so every kind of B gives the bits of float32 B holding the
  * decoded values, on any thread count (the columns are split, never k).
  *
- * Two loop orders, the same sums: 8-bit B at m <= 4 goes one column at a
+ * Three loop orders, the same sums: 8-bit B at m <= 4 goes one column at a
  * time over all of k, B read as one stream (prefetched DOT_PF bytes ahead
  * of the read), A's m x k floats re-read from cache for each column; else 8
  * columns share each DOT_KB block of A (held in L1), their chains kept in
- * memory from one k block to the next. Each was measured fastest for its
- * kinds (scratch program alternating them in one process, 2 threads, 4096 x
+ * memory from one k block to the next. And CFloat8 B with A scaled for the
+ * table's scaled form (gemm.c decides) goes two columns at a time over all
+ * of k, rows 0-3 and then rows 4-7, each decoded B vector used by up to 4
+ * rows and each A vector by both columns (measured against the nibble-form
+ * loops in PERFORMANCE.md). The other two were each measured fastest for
+ * their kinds (scratch program alternating them in one process, 2 threads, 4096 x
  * 4096 B): one column at a time gave CFloat8 +10-15% at m <= 4 (before the
  * chains ran over all of k, when each k block ended in a horizontal sum;
  * summing once per column then gave it 20-28% more), float32 and bf16
@@ -434,8 +438,9 @@ void dj__opd_decode_avx2(dj_opd src, int n, float *dst)
 #define DOT_PF 1024 /* bytes of B prefetched ahead of the read (one column) */
 
 /* B's kinds: float32, bf16, codes gathered from the table, by the table's
- * arithmetic form, by its nibble form. */
-enum { BK_F32, BK_BF16, BK_U8, BK_U8F, BK_U8N };
+ * arithmetic form, by its nibble form, by its scaled form (A scaled) for
+ * mbits 3 and 2. */
+enum { BK_F32, BK_BF16, BK_U8, BK_U8F, BK_U8N, BK_U8S3, BK_U8S2 };
 
 /* All ones in the first n of 8 lanes, zeros after. */
 static inline __attribute__((always_inline)) __m256i lanes_below(int n)
@@ -563,12 +568,117 @@ static inline __attribute__((always_inline)) void dot_finish(const int M, const 
     }
 }
 
+/* 8 codes by the scaled form of mbits 2 or 3 (CFloat8 1-5-2, 1-4-3) with
+ * CFloat denormals (sc_den = 1 << 23), without its factor 2^sc_exp:
+ * sign-extended (so that bit 31 is the sign after the shift), shifted,
+ * masked, and the exponent raised by one where it is not 0. The constants
+ * are compile-time ones, which the compiler may read from memory rather
+ * than hold in registers that the accumulators need. */
+static inline __attribute__((always_inline)) __m256 decode8_sc(const uint8_t *s, const int mbits)
+{
+    const int32_t fields = 0x7f << (23 - mbits);
+    const __m256i x = _mm256_slli_epi32(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)s)), 23 - mbits);
+    const __m256i y = _mm256_and_si256(x, _mm256_set1_epi32((int32_t)0x80000000u | fields));
+    const __m256i e = _mm256_and_si256(y, _mm256_set1_epi32(fields & 0x7f800000));
+    return _mm256_castsi256_ps(_mm256_add_epi32(y, _mm256_min_epu32(e, _mm256_set1_epi32(1 << 23))));
+}
+
+/* 8 codes at s + p (n <= 8 valid, the rest read as code 0, whose value is
+ * 0 in the scaled form). */
+static inline __attribute__((always_inline)) __m256 sc_load(const uint8_t *s, int p, int n,
+                                                            const int mbits)
+{
+    if (n == 8)
+        return decode8_sc(s + p, mbits);
+    _Alignas(16) uint8_t tmp[16] = {0};
+    memcpy(tmp, s + p, (size_t)n);
+    return decode8_sc(tmp, mbits);
+}
+
+/* R <= 4 rows of A (at a, lda apart; scaled by 2^sc_exp) times two columns
+ * of 8-bit B (rows b0, b1 by the scaled form) over all of k: group g of
+ * each dot product into acc[column][g mod nch][row], the same chains as
+ * dot_pass, each A vector feeding both columns. pf: B's rows
+ * are prefetched pf bytes ahead of the read (0: not). */
+static inline __attribute__((always_inline)) void dot_tile2(const int R, const int nch,
+                                                            const int mbits, const uint8_t *b0,
+                                                            const uint8_t *b1, ptrdiff_t pf,
+                                                            const float *a, ptrdiff_t lda, int K,
+                                                            __m256 acc[2][4][DJ_DOT_MAX_M])
+{
+    for (int c = 0; c < nch; c++)
+        for (int i = 0; i < R; i++)
+            acc[0][c][i] = acc[1][c][i] = _mm256_setzero_ps();
+    int p = 0;
+    for (; p + 32 <= K; p += 32) {
+        if (pf) {
+            _mm_prefetch((const char *)b0 + p + pf, _MM_HINT_T0);
+            _mm_prefetch((const char *)b1 + p + pf, _MM_HINT_T0);
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256 w0 = decode8_sc(b0 + p + 8 * g, mbits);
+            const __m256 w1 = decode8_sc(b1 + p + 8 * g, mbits);
+            for (int i = 0; i < R; i++) {
+                const __m256 av = _mm256_loadu_ps(a + i * lda + p + 8 * g);
+                acc[0][g % nch][i] = _mm256_fmadd_ps(av, w0, acc[0][g % nch][i]);
+                acc[1][g % nch][i] = _mm256_fmadd_ps(av, w1, acc[1][g % nch][i]);
+            }
+        }
+    }
+    for (int g = 0; g < 4; g++) { /* the last, partial round */
+        const int q = p + 8 * g, n = K - q < 8 ? K - q : 8;
+        if (n <= 0)
+            break;
+        const __m256 w0 = sc_load(b0, q, n, mbits), w1 = sc_load(b1, q, n, mbits);
+        const __m256i mask = lanes_below(n);
+        for (int i = 0; i < R; i++) {
+            const __m256 av = _mm256_maskload_ps(a + i * lda + q, mask);
+            acc[0][g % nch][i] = _mm256_fmadd_ps(av, w0, acc[0][g % nch][i]);
+            acc[1][g % nch][i] = _mm256_fmadd_ps(av, w1, acc[1][g % nch][i]);
+        }
+    }
+}
+
+/* The scaled form's loop: two columns at a time (the last one of an odd
+ * count paired with itself), rows 0-3 then 4 on; the next pair's B rows
+ * prefetched at the offset being read. */
+static inline __attribute__((always_inline)) void dot_body_sc(const int M, const int mbits, int K,
+                                                              const float *A,
+                                                              ptrdiff_t lda, dj_opd B,
+                                                              ptrdiff_t ldb, int c0, int c1,
+                                                              float alpha, float beta, float *C,
+                                                              ptrdiff_t ldc)
+{
+    const int nch = M == 1 ? 4 : M == 2 ? 2 : 1; /* dot_body's chains */
+    __m256 acc[2][4][DJ_DOT_MAX_M];
+    for (int col = c0; col < c1; col += 2) {
+        const uint8_t *b0 = (const uint8_t *)B.p + (size_t)col * (size_t)ldb;
+        const uint8_t *b1 = col + 1 < c1 ? b0 + ldb : b0;
+        const ptrdiff_t pf = 2 * ldb;
+        dot_tile2(M < 4 ? M : 4, nch, mbits, b0, b1, pf, A, lda, K, acc);
+        dot_finish(M < 4 ? M : 4, nch, acc[0], alpha, beta, C, ldc, col);
+        if (col + 1 < c1)
+            dot_finish(M < 4 ? M : 4, nch, acc[1], alpha, beta, C, ldc, col + 1);
+        if (M > 4) { /* B's two rows again, from L1 */
+            dot_tile2(M - 4, nch, mbits, b0, b1, 0, A + 4 * lda, lda, K, acc);
+            dot_finish(M - 4, nch, acc[0], alpha, beta, C + 4 * ldc, ldc, col);
+            if (col + 1 < c1)
+                dot_finish(M - 4, nch, acc[1], alpha, beta, C + 4 * ldc, ldc, col + 1);
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void dot_body(const int M, const int kind, int K,
                                                            const float *A, ptrdiff_t lda, dj_opd B,
                                                            ptrdiff_t ldb, int c0, int c1,
                                                            float alpha, float beta, float *C,
                                                            ptrdiff_t ldc)
 {
+    if (kind >= BK_U8S3) {
+        dot_body_sc(M, kind == BK_U8S3 ? 3 : 2, K, A, lda, B, ldb, c0, c1, alpha, beta, C, ldc);
+        return;
+    }
     const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
     const dj_lut8_form f = kind >= BK_U8F ? *B.form : (dj_lut8_form){0};
     const nib_tables nt = kind == BK_U8N ? nib_tables_of(&f) : (nib_tables){0};
@@ -628,15 +738,19 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
         case BK_BF16: DOT_CALL(m, BK_BF16); return;                                                \
         case BK_U8: DOT_CALL(m, BK_U8); return;                                                    \
         case BK_U8F: DOT_CALL(m, BK_U8F); return;                                                  \
-        default: DOT_CALL(m, BK_U8N); return;                                                      \
+        case BK_U8N: DOT_CALL(m, BK_U8N); return;                                                  \
+        case BK_U8S3: DOT_CALL(m, BK_U8S3); return;                                                \
+        default: DOT_CALL(m, BK_U8S2); return;                                                     \
         }
 
 void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb,
-                           int c0, int c1, float alpha, float beta, float *C, ptrdiff_t ldc)
+                           int a_scaled, int c0, int c1, float alpha, float beta, float *C,
+                           ptrdiff_t ldc)
 {
     const int kind = B.kind == DJ_OPD_F32    ? BK_F32
                      : B.kind == DJ_OPD_BF16 ? BK_BF16
                      : !B.form               ? BK_U8
+                     : a_scaled              ? (B.form->mbits == 3 ? BK_U8S3 : BK_U8S2)
                      : B.form->nib           ? BK_U8N
                                              : BK_U8F;
     switch (M) {

@@ -81,13 +81,24 @@ typedef struct {
     /* the same for rows rows: dst[r * ldd + i] = element r * ld + i of src */
     void (*decode_rows)(dj_opd src, ptrdiff_t ld, int rows, int n, float *dst, ptrdiff_t ldd);
     /* C = A * B^T for M <= DJ_DOT_MAX_M rows by dot products (gemm_avx2.c),
-     * or NULL: the ISA streams B through its micro-kernel instead */
-    void (*dot_nt)(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb, int c0,
-                   int c1, float alpha, float beta, float *C, ptrdiff_t ldc);
+     * or NULL: the ISA streams B through its micro-kernel instead. a_scaled:
+     * A holds A * 2^sc_exp of B's table's scaled form (kernels.h), by which
+     * B is then decoded */
+    void (*dot_nt)(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb,
+                   int a_scaled, int c0, int c1, float alpha, float beta, float *C,
+                   ptrdiff_t ldc);
 } dj__sgemm_kernel;
 
 /* The most rows of C the dot-product kernel takes. */
 #define DJ_DOT_MAX_M 8
+
+/* Whether the dot-product kernel decodes B of table form f by the scaled
+ * form (kernels.h): the CFloat8 layouts' mantissa widths with CFloat
+ * denormals, each a kernel of its own with the shifts and masks built in. */
+static inline int dj__dot_sc_form(const dj_lut8_form *f)
+{
+    return f && f->sc && f->sc_den == 1 << 23 && (f->mbits == 2 || f->mbits == 3);
+}
 
 /* The row stride (floats) of A as the dot-product path packs it: at least
  * K, and 256 more than a multiple of 1024, so that the rows' 1 KiB blocks
@@ -147,6 +158,7 @@ extern _Atomic long dj__sgemm_stream_calls;
  * the streaming path; 0 turns it off (tests). Its calls are counted. */
 extern int dj__sgemm_dot_on;
 extern _Atomic long dj__sgemm_dot_calls;
+extern _Atomic long dj__sgemm_dot_sc_calls; /* of which with A scaled for B's scaled form */
 
 /* The kernel table of an ISA (DJ_ISA_AUTO: the best this CPU runs); NULL if
  * the CPU cannot run it or it is not built in. */
@@ -167,7 +179,8 @@ void dj__sgemm_ukr_arows_avx2(int k, const float *const *arows, const float *b, 
                               ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_pack_b_rows_avx2(const float *const *rows, int nr, int k, float *dst);
 void dj__sgemm_dot_nt_avx2(int M, int K, const float *A, ptrdiff_t lda, dj_opd B, ptrdiff_t ldb,
-                           int c0, int c1, float alpha, float beta, float *C, ptrdiff_t ldc);
+                           int a_scaled, int c0, int c1, float alpha, float beta, float *C,
+                           ptrdiff_t ldc);
 void dj__sgemm_ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                           ptrdiff_t ldc, int m, int n, float alpha, float beta);
 void dj__sgemm_ukr_ofs_avx512(int k, const float *a, const float *b, const int32_t *off, float *c,

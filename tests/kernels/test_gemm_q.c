@@ -334,19 +334,29 @@ static long run_path(gemm_path path, dj_isa isa, dj_pool *pool, int ta, int tb, 
 
 static void test_few_rows(dj_pool **pools, int npools)
 {
+    /* the dot kernel's scaled form (8-bit B of the CFloat8 table) runs from
+     * 128 columns on: M = 1..8, odd N, K below 8 and with partial groups */
     static const int sshapes[][3] = {{1, 300, 600}, {3, 129, 700}, {6, 300, 256}, {7, 200, 1030},
                                     {12, 70, 900},  {2, 4100, 64}, {8, 77, 1003}, {5, 40, 4099},
-                                    {6, 90, 1000}};
+                                    {6, 90, 1000},  {4, 131, 1003}, {8, 129, 777}, {5, 701, 35},
+                                    {8, 3001, 7},   {2, 257, 241}};
     long dot_runs = 0;
+    const long sc0 = dj__sgemm_dot_sc_calls;
     for (size_t s = 0; s < sizeof sshapes / sizeof sshapes[0]; s++) {
         const int M = sshapes[s][0], N = sshapes[s][1], K = sshapes[s][2];
-        for (int kind = 0; kind < 4; kind++) /* 3: 8-bit B of the CFloat8 table */
+        /* 3, 4: 8-bit B of the CFloat8 table, 4 with its forms (the operands
+         * alternate between form and none, and A takes one of each pair) */
+        for (int kind = 0; kind < 5; kind++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
                     const dj_opd_kind k = kind == 0 ? DJ_OPD_F32 : kind == 1 ? DJ_OPD_BF16 : DJ_OPD_U8;
                     operand A, B;
                     make_operand(&A, k, (size_t)M * K, lut_cf8);
-                    make_operand(&B, k, (size_t)K * N, kind == 3 ? lut_cf8 : lut_e4m3);
+                    make_operand(&B, k, (size_t)K * N, kind >= 3 ? lut_cf8 : lut_e4m3);
+                    if (kind == 4 && !B.form && (B.form = malloc(sizeof *B.form)) != NULL) {
+                        CHECK(dj_lut8_form_of(lut_cf8, B.form), "CFloat8 has a form");
+                        B.opd = dj_opd_u8_form(B.mem, lut_cf8, B.form);
+                    }
                     /* bound[i, j] = 2 K 2^-24 sum_p |a(i, p) b(p, j)| */
                     double *bound = malloc((size_t)M * N * sizeof *bound);
                     for (int i = 0; i < M; i++)
@@ -405,6 +415,8 @@ static void test_few_rows(dj_pool **pools, int npools)
                 }
     }
     CHECK(dot_runs > 0 || !dj_cpu_supports(DJ_ISA_AVX2), "the dot-product kernel never ran");
+    CHECK(dj__sgemm_dot_sc_calls > sc0 || !dj_cpu_supports(DJ_ISA_AVX2),
+          "the dot-product kernel never decoded by the scaled form");
 
     /* The dot kernel pads a partial last vector of B with code 0 and must
      * mask it: a table whose code 0 is NaN, data without code 0. */
@@ -442,6 +454,71 @@ static void test_few_rows(dj_pool **pools, int npools)
     free(Cf);
 }
 
+/* The dot kernel's scaled form multiplies A by 2^sc_exp (2^(126 - bias)
+ * for CFloat8) where that is exact, else decodes B as before: either way
+ * the bits of float32 B holding the decoded values, on 1 and 2 threads.
+ * A in [-1, 1), with denormals, Inf and NaN: scaled; A with a value that
+ * would overflow (1e30 at bias 7; 4 at bias 0, where the factor is 2^126;
+ * 4e19 at bias 63, where it is 2^63):
+ * not. B holds every code, denormals and -0 among them. */
+static void test_scaled_a(dj_pool **pools, int npools)
+{
+    if (!dj_cpu_supports(DJ_ISA_AVX2))
+        return;
+    static const struct {
+        int bias;
+        float special; /* put in A's element 5 of each row (0: none) */
+        int denormals, scaled;
+    } cases[] = {{7, 0.0f, 0, 1},      {7, 0.0f, 1, 1},      {7, INFINITY, 0, 1},
+                 {7, -INFINITY, 1, 1}, {7, NAN, 0, 1},       {7, 1e30f, 0, 0},
+                 {0, 0.0f, 0, 1},      {0, 4.0f, 0, 0},      {0, 3.99f, 0, 1},
+                 {63, 1e18f, 1, 1},    {63, 4e19f, 0, 0}};
+    const int N = 400, K = 300;
+    uint8_t *b = malloc((size_t)N * K);
+    float *A = malloc((size_t)8 * K * sizeof *A), *Bf = malloc((size_t)N * K * sizeof *Bf);
+    float *Cq = malloc((size_t)8 * N * sizeof *Cq), *Cf = malloc((size_t)8 * N * sizeof *Cf);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float lut[256];
+        dj_lut8_form form;
+        dj_cf_decode_lut8(DJ_FMT_CF8_143, cases[c].bias, 0, lut);
+        CHECK(dj_lut8_form_of(lut, &form) && dj__dot_sc_form(&form), "bias %d: no scaled form",
+              cases[c].bias);
+        for (int i = 0; i < N * K; i++) {
+            b[i] = (uint8_t)(i % 256 ^ urand() % 2 * 0x80);
+            Bf[i] = lut[b[i]];
+        }
+        for (int M = 1; M <= 8; M++) {
+            for (int i = 0; i < M * K; i++) {
+                A[i] = frand();
+                if (cases[c].denormals && i % 3 == 0)
+                    A[i] *= 0x1p-130f;
+            }
+            for (int i = 0; i < M; i++)
+                if (cases[c].special != 0.0f)
+                    A[i * K + 5] = cases[c].special;
+            for (int t = 0; t < npools; t++) {
+                const long s0 = dj__sgemm_dot_sc_calls;
+                dj__gemm_q_isa(DJ_ISA_AVX2, pools[t], 0, 1, M, N, K, 1.0f, dj_opd_f32(A), K,
+                               dj_opd_u8_form(b, lut, &form), K, 0.0f, Cq, N, NULL);
+                const long took = dj__sgemm_dot_sc_calls - s0;
+                dj__gemm_q_isa(DJ_ISA_AVX2, pools[t], 0, 1, M, N, K, 1.0f, dj_opd_f32(A), K,
+                               dj_opd_f32(Bf), K, 0.0f, Cf, N, NULL);
+                CHECK(took == cases[c].scaled, "bias %d special %g M=%d: scaled %ld times, not %d",
+                      cases[c].bias, (double)cases[c].special, M, took, cases[c].scaled);
+                CHECK(memcmp(Cq, Cf, (size_t)M * N * sizeof *Cq) == 0,
+                      "bias %d special %g denormals %d M=%d T=%d: differs from float32",
+                      cases[c].bias, (double)cases[c].special, cases[c].denormals, M,
+                      dj_pool_threads(pools[t]));
+            }
+        }
+    }
+    free(b);
+    free(A);
+    free(Bf);
+    free(Cq);
+    free(Cf);
+}
+
 /* dj_lut8_form_of finds the arithmetic form of every 8-bit format's table
  * at every bias (CFloat8) and every scale that gives an effective bias
  * 0..63 (OCP): the format's mantissa width, the table read only for NaN and
@@ -454,9 +531,9 @@ static void test_forms(void)
 {
     static const struct {
         dj_format f;
-        int mbits, special, nib;
-    } fmts[] = {{DJ_FMT_CF8_143, 3, 0x80, 1}, {DJ_FMT_CF8_152, 2, 0x80, 1},
-                {DJ_FMT_E4M3, 3, 0x7F, 0},    {DJ_FMT_E5M2, 2, 0x7C, 0}};
+        int mbits, special, nib, sc;
+    } fmts[] = {{DJ_FMT_CF8_143, 3, 0x80, 1, 1}, {DJ_FMT_CF8_152, 2, 0x80, 1, 1},
+                {DJ_FMT_E4M3, 3, 0x7F, 0, 0},    {DJ_FMT_E5M2, 2, 0x7C, 0, 0}};
     uint8_t all[256 + 3];
     for (int i = 0; i < 256 + 3; i++)
         all[i] = (uint8_t)i;
@@ -473,11 +550,18 @@ static void test_forms(void)
                 dj_cf_decode_lut8(f, eb, 0, lut);
             dj_lut8_form form;
             tables++;
+            /* the scaled form: CFloat denormals, lut = 2^(126 - bias) * the
+             * float of the moved fields (the smallest normal code, a = 1 << mbits,
+             * moves to 2^-126 and its exponent is raised by one) */
             if (!dj_lut8_form_of(lut, &form) || form.mbits != fmts[c].mbits ||
-                form.special != fmts[c].special || form.nib != fmts[c].nib) {
+                form.special != fmts[c].special || form.nib != fmts[c].nib ||
+                form.sc != fmts[c].sc ||
+                (form.sc && (form.sc_exp != 126 - eb || form.sc_den != 1 << 23 ||
+                             !dj__dot_sc_form(&form)))) {
                 bad++;
-                fprintf(stderr, "%s effective bias %d: form mbits %d special %#x nib %d\n",
-                        d->name, eb, form.mbits, form.special, form.nib);
+                fprintf(stderr, "%s effective bias %d: form mbits %d special %#x nib %d sc %d "
+                        "sc_exp %d\n", d->name, eb, form.mbits, form.special, form.nib, form.sc,
+                        form.sc_exp);
                 continue;
             }
             for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
@@ -511,6 +595,7 @@ static void test_forms(void)
         if (trial < 8)
             CHECK(!has, "a random table has a form (mbits %d special %#x)", form.mbits,
                   form.special);
+        CHECK(!form.sc, "trial %d: a table with a random entry has the scaled form", trial);
         for (int isa = DJ_ISA_GENERIC; isa < DJ_ISA_COUNT; isa++) {
             const dj__sgemm_kernel *kd = dj__sgemm_kernel_for((dj_isa)isa);
             if (!kd)
@@ -622,6 +707,7 @@ int main(void)
     test_lut();
     test_forms();
     test_few_rows(pools, 2);
+    test_scaled_a(pools, 2);
     test_decoders();
     test_roundtrip(NULL);
     test_roundtrip(p2);
