@@ -370,7 +370,8 @@ static uint32_t f32_bits_of(float v)
 static float sc_value(const dj_lut8_form *f, unsigned c)
 {
     const uint32_t n = (c & 0x7fu) << (23 - f->mbits), e = n & 0x7f800000u;
-    const uint32_t u = (uint32_t)(c & 0x80) << 24 | (n + (e < (uint32_t)f->sc_den ? e : (uint32_t)f->sc_den));
+    const uint32_t den = (uint32_t)f->sc_den;
+    const uint32_t u = (uint32_t)(c & 0x80) << 24 | (n + (e < den ? e : den));
     float v;
     memcpy(&v, &u, sizeof v);
     return v;

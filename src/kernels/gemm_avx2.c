@@ -581,7 +581,8 @@ static inline __attribute__((always_inline)) __m256 decode8_sc(const uint8_t *s,
         _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)s)), 23 - mbits);
     const __m256i y = _mm256_and_si256(x, _mm256_set1_epi32((int32_t)0x80000000u | fields));
     const __m256i e = _mm256_and_si256(y, _mm256_set1_epi32(fields & 0x7f800000));
-    return _mm256_castsi256_ps(_mm256_add_epi32(y, _mm256_min_epu32(e, _mm256_set1_epi32(1 << 23))));
+    const __m256i bump = _mm256_min_epu32(e, _mm256_set1_epi32(1 << 23)); /* 2^23 or 0 */
+    return _mm256_castsi256_ps(_mm256_add_epi32(y, bump));
 }
 
 /* 8 codes at s + p (n <= 8 valid, the rest read as code 0, whose value is
