@@ -36,6 +36,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "cfloat/cfloat_internal.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/vec4.h"
 
@@ -359,22 +360,12 @@ static void nib_form_of(const float *lut, dj_lut8_form *f)
     f->nib = 1;
 }
 
-static uint32_t f32_bits_of(float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    return u;
-}
-
 /* The scaled form's value of code c (kernels.h), before the factor 2^sc_exp. */
 static float sc_value(const dj_lut8_form *f, unsigned c)
 {
     const uint32_t n = (c & 0x7fu) << (23 - f->mbits), e = n & 0x7f800000u;
     const uint32_t den = (uint32_t)f->sc_den;
-    const uint32_t u = (uint32_t)(c & 0x80) << 24 | (n + (e < den ? e : den));
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
+    return dj__bits_f32((uint32_t)(c & 0x80) << 24 | (n + (e < den ? e : den)));
 }
 
 /* Sets f->sc (and sc_exp, sc_den) where lut has the scaled form for f->mbits. */
@@ -392,8 +383,8 @@ static void sc_form_of(const float *lut, dj_lut8_form *f)
             return;
         t.sc_exp = ilogbf(first) - ilogbf(sc_value(&t, 1u << t.mbits));
         int c = 0;
-        while (c < 256 && f32_bits_of(ldexpf(sc_value(&t, (unsigned)c), t.sc_exp)) ==
-                              f32_bits_of(lut[c]))
+        while (c < 256 &&
+               dj__f32_bits(ldexpf(sc_value(&t, (unsigned)c), t.sc_exp)) == dj__f32_bits(lut[c]))
             c++;
         if (c == 256) {
             t.sc = 1;
@@ -740,19 +731,29 @@ static void dot_pack_a(const sgemm_job *j)
     }
 }
 
-/* Products of fewer columns keep A as it is: scaling it (two passes over
- * M x K floats) cost more than the faster decoding saved (64 columns: M =
- * 8 at 0.8x; from 128 on, 1.0-1.5x; scratch program, 2 threads, K = 4096). */
+/* Products of fewer columns keep A as it is: scaling it (then a check pass
+ * and a scaling pass over M x K floats, now one pass) cost more than the
+ * faster decoding saved (64 columns: M = 8 at 0.8x; from 128 on,
+ * 1.0-1.5x; scratch program, 2 threads, K = 4096). */
 #define DOT_SC_MIN_N 128
 
 /* Where the dot kernel decodes B by its table's scaled form (kernels.h)
  * and every element of A (decoded in j->apack) times 2^sc_exp is exact,
- * multiplies them so and returns 1; else leaves A as it is and returns 0.
- * The kernel's products are then those of A and B's values, to the bit.
- * With 0 <= sc_exp < 128 (CFloat8 tables: 126 - bias) nothing underflows
- * and Inf and NaN stay what they are, so exact means no finite |a| at or
- * above 2^(128 - sc_exp). Both loops run 16 elements at a time, which the
- * compiler vectorises. */
+ * multiplies them so and returns 1; else leaves A as dot_pack_a makes it
+ * and returns 0. The kernel's products are then those of A and B's values,
+ * to the bit. With 0 <= sc_exp < 128 (CFloat8 tables: 126 - bias) nothing
+ * underflows and Inf and NaN stay what they are, so exact means no finite
+ * |a| at or above 2^(128 - sc_exp). One pass scales and checks, 16
+ * elements at a time (which the compiler vectorises); where the check
+ * fails (rare: huge activations), A is packed again. */
+/* *x times up; 1 where *x was finite with |x| >= the float of bits lim. */
+static inline uint32_t scale_exact(float *x, float up, uint32_t lim, uint32_t span)
+{
+    const uint32_t big = (dj__f32_bits(*x) & 0x7fffffffu) - lim < span;
+    *x *= up;
+    return big;
+}
+
 static int dot_scale_a(const sgemm_job *j)
 {
     if (j->B.kind != DJ_OPD_U8 || !dj__dot_sc_form(j->B.form) || j->N < DOT_SC_MIN_N)
@@ -766,28 +767,16 @@ static int dot_scale_a(const sgemm_job *j)
     const int K16 = j->K / 16 * 16;
     uint32_t bad = 0;
     for (int i = 0; i < j->M; i++) {
-        const float *a = j->apack + i * lda;
-        uint32_t u[16];
-        for (int p = 0; p < K16; p += 16) {
-            memcpy(u, a + p, sizeof u);
-            for (int q = 0; q < 16; q++)
-                bad |= (uint32_t)((u[q] & 0x7fffffffu) - lim < span);
-        }
-        memcpy(u, a + K16, (size_t)(j->K - K16) * sizeof *u);
-        for (int q = 0; q < j->K - K16; q++)
-            bad |= (uint32_t)((u[q] & 0x7fffffffu) - lim < span);
-    }
-    if (bad)
-        return 0;
-    for (int i = 0; i < j->M; i++) {
         float *a = j->apack + i * lda;
         for (int p = 0; p < K16; p += 16)
             for (int q = 0; q < 16; q++)
-                a[p + q] *= up;
+                bad |= scale_exact(a + p + q, up, lim, span);
         for (int p = K16; p < j->K; p++)
-            a[p] *= up;
+            bad |= scale_exact(a + p, up, lim, span);
     }
-    return 1;
+    if (bad)
+        dot_pack_a(j);
+    return !bad;
 }
 
 /* Packs all of A for the streaming path: k block by k block, its row panels. */

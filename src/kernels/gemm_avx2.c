@@ -448,6 +448,23 @@ static inline __attribute__((always_inline)) __m256i lanes_below(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* 8 codes by the scaled form of mbits 2 or 3 (CFloat8 1-5-2, 1-4-3) with
+ * CFloat denormals (sc_den = 1 << 23), without its factor 2^sc_exp:
+ * sign-extended (so that bit 31 is the sign after the shift), shifted,
+ * masked, and the exponent raised by one where it is not 0. The constants
+ * are compile-time ones, which the compiler may read from memory rather
+ * than hold in registers that the accumulators need. */
+static inline __attribute__((always_inline)) __m256 decode8_sc(const uint8_t *s, const int mbits)
+{
+    const int32_t fields = 0x7f << (23 - mbits);
+    const __m256i x = _mm256_slli_epi32(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)s)), 23 - mbits);
+    const __m256i y = _mm256_and_si256(x, _mm256_set1_epi32((int32_t)0x80000000u | fields));
+    const __m256i e = _mm256_and_si256(y, _mm256_set1_epi32(fields & 0x7f800000));
+    const __m256i bump = _mm256_min_epu32(e, _mm256_set1_epi32(1 << 23)); /* 2^23 or 0 */
+    return _mm256_castsi256_ps(_mm256_add_epi32(y, bump));
+}
+
 /* 8 elements of B at element offset p (n <= 8 valid; lanes past n zero:
  * a partial vector is copied out zero-padded, decoded, and masked, since
  * the table's code 0 may not be 0). The nibble form's 8 at a time are the
@@ -463,6 +480,8 @@ static inline __attribute__((always_inline)) __m256 dot_load_b(const int kind, d
         case BK_F32: return _mm256_loadu_ps((const float *)at);
         case BK_BF16: return decode8_bf16((const uint16_t *)at);
         case BK_U8: return decode8_gather((const uint8_t *)at, b.lut);
+        case BK_U8S3: return decode8_sc((const uint8_t *)at, 3);
+        case BK_U8S2: return decode8_sc((const uint8_t *)at, 2);
         default: return decode8_form((const uint8_t *)at, b.lut, f);
         }
     }
@@ -568,42 +587,14 @@ static inline __attribute__((always_inline)) void dot_finish(const int M, const 
     }
 }
 
-/* 8 codes by the scaled form of mbits 2 or 3 (CFloat8 1-5-2, 1-4-3) with
- * CFloat denormals (sc_den = 1 << 23), without its factor 2^sc_exp:
- * sign-extended (so that bit 31 is the sign after the shift), shifted,
- * masked, and the exponent raised by one where it is not 0. The constants
- * are compile-time ones, which the compiler may read from memory rather
- * than hold in registers that the accumulators need. */
-static inline __attribute__((always_inline)) __m256 decode8_sc(const uint8_t *s, const int mbits)
-{
-    const int32_t fields = 0x7f << (23 - mbits);
-    const __m256i x = _mm256_slli_epi32(
-        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)s)), 23 - mbits);
-    const __m256i y = _mm256_and_si256(x, _mm256_set1_epi32((int32_t)0x80000000u | fields));
-    const __m256i e = _mm256_and_si256(y, _mm256_set1_epi32(fields & 0x7f800000));
-    const __m256i bump = _mm256_min_epu32(e, _mm256_set1_epi32(1 << 23)); /* 2^23 or 0 */
-    return _mm256_castsi256_ps(_mm256_add_epi32(y, bump));
-}
-
-/* 8 codes at s + p (n <= 8 valid, the rest read as code 0, whose value is
- * 0 in the scaled form). */
-static inline __attribute__((always_inline)) __m256 sc_load(const uint8_t *s, int p, int n,
-                                                            const int mbits)
-{
-    if (n == 8)
-        return decode8_sc(s + p, mbits);
-    _Alignas(16) uint8_t tmp[16] = {0};
-    memcpy(tmp, s + p, (size_t)n);
-    return decode8_sc(tmp, mbits);
-}
-
 /* R <= 4 rows of A (at a, lda apart; scaled by 2^sc_exp) times two columns
  * of 8-bit B (rows b0, b1 by the scaled form) over all of k: group g of
  * each dot product into acc[column][g mod nch][row], the same chains as
  * dot_pass, each A vector feeding both columns. pf: B's rows
  * are prefetched pf bytes ahead of the read (0: not). */
 static inline __attribute__((always_inline)) void dot_tile2(const int R, const int nch,
-                                                            const int mbits, const uint8_t *b0,
+                                                            const int kind, dj_opd B,
+                                                            const uint8_t *b0,
                                                             const uint8_t *b1, ptrdiff_t pf,
                                                             const float *a, ptrdiff_t lda, int K,
                                                             __m256 acc[2][4][DJ_DOT_MAX_M])
@@ -618,8 +609,8 @@ static inline __attribute__((always_inline)) void dot_tile2(const int R, const i
             _mm_prefetch((const char *)b1 + p + pf, _MM_HINT_T0);
         }
         for (int g = 0; g < 4; g++) {
-            const __m256 w0 = decode8_sc(b0 + p + 8 * g, mbits);
-            const __m256 w1 = decode8_sc(b1 + p + 8 * g, mbits);
+            const __m256 w0 = dot_load_b(kind, B, NULL, b0, p + 8 * g, 8);
+            const __m256 w1 = dot_load_b(kind, B, NULL, b1, p + 8 * g, 8);
             for (int i = 0; i < R; i++) {
                 const __m256 av = _mm256_loadu_ps(a + i * lda + p + 8 * g);
                 acc[0][g % nch][i] = _mm256_fmadd_ps(av, w0, acc[0][g % nch][i]);
@@ -631,7 +622,8 @@ static inline __attribute__((always_inline)) void dot_tile2(const int R, const i
         const int q = p + 8 * g, n = K - q < 8 ? K - q : 8;
         if (n <= 0)
             break;
-        const __m256 w0 = sc_load(b0, q, n, mbits), w1 = sc_load(b1, q, n, mbits);
+        const __m256 w0 = dot_load_b(kind, B, NULL, b0, q, n);
+        const __m256 w1 = dot_load_b(kind, B, NULL, b1, q, n);
         const __m256i mask = lanes_below(n);
         for (int i = 0; i < R; i++) {
             const __m256 av = _mm256_maskload_ps(a + i * lda + q, mask);
@@ -644,28 +636,24 @@ static inline __attribute__((always_inline)) void dot_tile2(const int R, const i
 /* The scaled form's loop: two columns at a time (the last one of an odd
  * count paired with itself), rows 0-3 then 4 on; the next pair's B rows
  * prefetched at the offset being read. */
-static inline __attribute__((always_inline)) void dot_body_sc(const int M, const int mbits, int K,
-                                                              const float *A,
-                                                              ptrdiff_t lda, dj_opd B,
-                                                              ptrdiff_t ldb, int c0, int c1,
-                                                              float alpha, float beta, float *C,
-                                                              ptrdiff_t ldc)
+static inline __attribute__((always_inline)) void dot_body_sc(const int M, const int kind, int K,
+                                                              const float *A, ptrdiff_t lda,
+                                                              dj_opd B, ptrdiff_t ldb, int c0,
+                                                              int c1, float alpha, float beta,
+                                                              float *C, ptrdiff_t ldc)
 {
     const int nch = M == 1 ? 4 : M == 2 ? 2 : 1; /* dot_body's chains */
     __m256 acc[2][4][DJ_DOT_MAX_M];
     for (int col = c0; col < c1; col += 2) {
         const uint8_t *b0 = (const uint8_t *)B.p + (size_t)col * (size_t)ldb;
         const uint8_t *b1 = col + 1 < c1 ? b0 + ldb : b0;
-        const ptrdiff_t pf = 2 * ldb;
-        dot_tile2(M < 4 ? M : 4, nch, mbits, b0, b1, pf, A, lda, K, acc);
-        dot_finish(M < 4 ? M : 4, nch, acc[0], alpha, beta, C, ldc, col);
-        if (col + 1 < c1)
-            dot_finish(M < 4 ? M : 4, nch, acc[1], alpha, beta, C, ldc, col + 1);
-        if (M > 4) { /* B's two rows again, from L1 */
-            dot_tile2(M - 4, nch, mbits, b0, b1, 0, A + 4 * lda, lda, K, acc);
-            dot_finish(M - 4, nch, acc[0], alpha, beta, C + 4 * ldc, ldc, col);
-            if (col + 1 < c1)
-                dot_finish(M - 4, nch, acc[1], alpha, beta, C + 4 * ldc, ldc, col + 1);
+        /* rows 0-3, then 4 on (B's two rows again, from L1) */
+        for (int r0 = 0; r0 < M; r0 += 4) {
+            dot_tile2(M - r0 < 4 ? M - r0 : 4, nch, kind, B, b0, b1, r0 ? 0 : 2 * ldb,
+                      A + r0 * lda, lda, K, acc);
+            for (int j = 0; j < 2 && col + j < c1; j++)
+                dot_finish(M - r0 < 4 ? M - r0 : 4, nch, acc[j], alpha, beta, C + r0 * ldc, ldc,
+                           col + j);
         }
     }
 }
@@ -677,7 +665,7 @@ static inline __attribute__((always_inline)) void dot_body(const int M, const in
                                                            ptrdiff_t ldc)
 {
     if (kind >= BK_U8S3) {
-        dot_body_sc(M, kind == BK_U8S3 ? 3 : 2, K, A, lda, B, ldb, c0, c1, alpha, beta, C, ldc);
+        dot_body_sc(M, kind, K, A, lda, B, ldb, c0, c1, alpha, beta, C, ldc);
         return;
     }
     const size_t esz = kind == BK_F32 ? 4 : kind == BK_BF16 ? 2 : 1;
